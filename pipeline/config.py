@@ -1,0 +1,364 @@
+"""Typed, validated view of `params.yaml`.
+
+Every section parses into a frozen dataclass. Unknown keys, missing keys and bad values fail at load time with
+the dotted key that is wrong, so a typo in `params.yaml` never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+PROFILES = ("demo", "paper")
+SPLITS = ("train", "valid", "test")
+
+
+class ConfigError(ValueError):
+    """A parameter is missing, unknown or has a bad value; the message names its dotted key."""
+
+
+def _check(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: got {value!r}, expected {expected}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int
+    clip_seconds: float
+    target_rms: float
+    silence_threshold_db: float
+    min_tail_fraction: float
+
+    def __post_init__(self) -> None:
+        _check(self.sample_rate > 0, "sample_rate", self.sample_rate, "a positive integer")
+        _check(self.clip_seconds > 0, "clip_seconds", self.clip_seconds, "> 0")
+        _check(self.target_rms > 0, "target_rms", self.target_rms, "> 0")
+        _check(0 < self.min_tail_fraction <= 1, "min_tail_fraction", self.min_tail_fraction, "in (0, 1]")
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples per clip (8,600 for 1 s at 8,600 Hz)."""
+        return int(round(self.sample_rate * self.clip_seconds))
+
+
+@dataclass(frozen=True)
+class StftConfig:
+    """The STFT shared by every stage (see `pipeline.features.stft`)."""
+
+    n_fft: int = 400
+    hop_length: int = 200
+
+    def __post_init__(self) -> None:
+        _check(self.n_fft >= 2, "n_fft", self.n_fft, "an integer >= 2")
+        _check(0 < self.hop_length <= self.n_fft, "hop_length", self.hop_length, "in (0, n_fft]")
+
+    @property
+    def bins(self) -> int:
+        """F: frequency bins of a one-sided spectrum."""
+        return self.n_fft // 2 + 1
+
+    def frames(self, num_samples: int) -> int:
+        """T: frames of a centred STFT of `num_samples` samples."""
+        return 1 + num_samples // self.hop_length
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    rows_per_group: int
+    groups_per_shard: int
+    compression: str
+
+    def __post_init__(self) -> None:
+        _check(self.rows_per_group > 0, "rows_per_group", self.rows_per_group, "a positive integer")
+        _check(self.groups_per_shard > 0, "groups_per_shard", self.groups_per_shard, "a positive integer")
+        allowed = ("none", "snappy", "gzip", "zstd", "lz4", "brotli")
+        _check(self.compression in allowed, "compression", self.compression, f"one of {allowed}")
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    train: float
+    valid: float
+    test: float
+
+    def __post_init__(self) -> None:
+        total = self.train + self.valid + self.test
+        _check(min(self.train, self.valid, self.test) >= 0 and math.isclose(total, 1.0, abs_tol=1e-6),
+               "split_fractions", dataclasses.asdict(self), "non-negative fractions summing to 1")
+
+
+@dataclass(frozen=True)
+class DownloadSpec:
+    url: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Sc09Demo:
+    speakers: int
+    takes: int
+    valid_fraction: float
+    test_fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class Sc09Config:
+    digits: tuple[str, ...]
+    demo: Sc09Demo
+    paper: DownloadSpec
+
+
+@dataclass(frozen=True)
+class GridDemo:
+    utterances: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class GridPaper:
+    url_template: str
+    sha256: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    speakers: dict[str, str]
+    split_fractions: SplitFractions
+    demo: GridDemo
+    paper: GridPaper
+
+    def __post_init__(self) -> None:
+        for speaker, gender in self.speakers.items():
+            _check(gender in ("male", "female"), f"speakers.{speaker}", gender, "'male' or 'female'")
+
+
+@dataclass(frozen=True)
+class MovieSfxDemo:
+    kinds: tuple[str, ...]
+    per_kind: int
+    seconds: float
+    sample_rate: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class MovieSfxPaper:
+    manifest: str
+
+
+@dataclass(frozen=True)
+class MovieSfxConfig:
+    split_fractions: SplitFractions
+    demo: MovieSfxDemo
+    paper: MovieSfxPaper
+
+
+@dataclass(frozen=True)
+class CorporaConfig:
+    sc09: Sc09Config
+    grid: GridConfig
+    movie_sfx: MovieSfxConfig
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """A user's folder of audio: labels from sub-folder names (`subfolders`) or from a CSV file's path."""
+
+    path: str
+    labels: str = "subfolders"
+    split_fractions: SplitFractions = SplitFractions(0.8, 0.1, 0.1)
+
+
+@dataclass(frozen=True)
+class ClassSource:
+    """Where one class of a dataset draws clips: a corpus, optionally only some labels, speakers or genders."""
+
+    corpus: str
+    labels: tuple[str, ...] | None = None
+    speakers: tuple[str, ...] | None = None
+    genders: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    train: int
+    valid: int
+    test: int
+
+    def __post_init__(self) -> None:
+        for split in SPLITS:
+            _check(getattr(self, split) >= 0, split, getattr(self, split), "a non-negative integer")
+
+    def of(self, split: str) -> int:
+        return int(getattr(self, split))
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    classes: dict[str, tuple[ClassSource, ...]]
+    mixture_sizes: dict[int, float]
+    source_gain_db: tuple[float, float]
+    max_peak: float
+    allow_reuse: bool
+    seed: int
+    sizes: SplitSizes  # already resolved for the active profile
+
+    def __post_init__(self) -> None:
+        _check(len(self.classes) >= 2, "classes", list(self.classes), "at least two classes")
+        for name, sources in self.classes.items():
+            _check(len(sources) > 0, f"classes.{name}", sources, "at least one corpus")
+        for size, share in self.mixture_sizes.items():
+            _check(2 <= size <= len(self.classes), f"mixture_sizes.{size}", size,
+                   f"a mixture size between 2 and the number of classes ({len(self.classes)})")
+            _check(share > 0, f"mixture_sizes.{size}", share, "a positive share")
+        low, high = self.source_gain_db
+        _check(low <= high, "source_gain_db", self.source_gain_db, "[low, high] with low <= high")
+        _check(0 < self.max_peak <= 1, "max_peak", self.max_peak, "in (0, 1]")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.classes)
+
+
+@dataclass(frozen=True)
+class Params:
+    profile: str
+    audio: AudioConfig
+    stft: StftConfig
+    shards: ShardConfig
+    corpora: CorporaConfig
+    folders: dict[str, FolderConfig]
+    datasets: dict[str, DatasetConfig]
+
+    def __post_init__(self) -> None:
+        _check(self.profile in PROFILES, "profile", self.profile, f"one of {PROFILES}")
+        clash = set(self.folders) & {f.name for f in dataclasses.fields(CorporaConfig)}
+        _check(not clash, "folders", sorted(clash), "names different from the built-in corpora")
+        known = self.corpus_names
+        for dataset, config in self.datasets.items():
+            for class_name, sources in config.classes.items():
+                for source in sources:
+                    _check(source.corpus in known, f"datasets.{dataset}.classes.{class_name}.corpus",
+                           source.corpus, f"one of the corpora {sorted(known)}")
+
+    @property
+    def corpus_names(self) -> tuple[str, ...]:
+        builtin = tuple(f.name for f in dataclasses.fields(CorporaConfig))
+        return builtin + tuple(self.folders)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate `params.yaml`; profile-dependent dataset sizes are resolved for the active profile."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter file {path} not found (run from the repository root or pass its path)")
+    raw = yaml.safe_load(path.read_text()) or {}
+    return parse_params(raw)
+
+
+def parse_params(raw: Mapping[str, Any]) -> Params:
+    """Validate a params mapping (as read from YAML) into `Params`."""
+    raw = dict(raw)
+    profile = raw.get("profile")
+    if profile not in PROFILES:
+        raise ConfigError(f"profile: got {profile!r}, expected one of {PROFILES}")
+    datasets = raw.get("datasets")
+    if isinstance(datasets, Mapping):
+        raw["datasets"] = {name: _resolve_sizes(spec, profile, f"datasets.{name}") for name, spec in datasets.items()}
+    return _build(Params, raw, "")
+
+
+def _resolve_sizes(spec: Any, profile: str, where: str) -> Any:
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("sizes"), Mapping):
+        return spec  # _build reports the missing/odd key
+    sizes = spec["sizes"]
+    if profile not in sizes:
+        raise ConfigError(f"{where}.sizes: no sizes for profile {profile!r} (have {sorted(sizes)})")
+    return {**spec, "sizes": sizes[profile]}
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    """Convert YAML data to the annotated type `tp`, raising ConfigError with the dotted key on mismatch."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where or 'params'}: got {value!r}, expected a mapping")
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise ConfigError(f"{_join(where, unknown[0])}: unknown key (known: {sorted(fields)})")
+        kwargs = {}
+        for name, f in fields.items():
+            key = _join(where, name)
+            if name in value:
+                kwargs[name] = _build(hints[name], value[name], key)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key}: missing")
+        try:
+            return tp(**kwargs)
+        except ConfigError as err:
+            raise ConfigError(f"{where}.{err}" if where else str(err)) from None
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _build(inner[0], value, where)
+    if origin is dict:
+        key_type, value_type = typing.get_args(tp)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: got {value!r}, expected a mapping")
+        return {_build(key_type, k, where): _build(value_type, v, _join(where, str(k))) for k, v in value.items()}
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: got {value!r}, expected a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: got {list(value)!r}, expected a list of {len(args)} values")
+        return tuple(_build(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    return _scalar(tp, value, where)
+
+
+def _scalar(tp: Any, value: Any, where: str) -> Any:
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: got {value!r}, expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str) and value.lstrip("-").isdigit():
+                return int(value)  # YAML mapping keys such as mixture sizes may arrive as strings
+            raise ConfigError(f"{where}: got {value!r}, expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: got {value!r}, expected a finite number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: got {value!r}, expected a string")
+        return value
+    raise TypeError(f"unsupported parameter type {tp!r} at {where}")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key

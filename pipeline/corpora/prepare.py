@@ -1,0 +1,195 @@
+"""Recordings -> 1-s, RMS-normalised clips in Parquet shards (one directory per corpus, one shard series per split).
+
+Every corpus recipe lists its recordings; this module does the rest the same way for all of them: decode,
+downmix, resample (soxr), cut into clips, drop near-silent clips, normalise, and write shards streaming, with
+bounded memory. A recording that cannot be used is skipped, listed with its reason and counted; it never stops
+the corpus.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+from tqdm import tqdm
+
+from pipeline.audio.clips import cut_clips, normalise_rms, rms, to_db
+from pipeline.audio.io import AudioError, load_mono
+from pipeline.config import SPLITS, AudioConfig, ShardConfig
+from pipeline.corpora.recordings import Recording
+from pipeline.shards import ShardWriter, audio_array
+
+log = logging.getLogger(__name__)
+
+BATCH_RECORDINGS = 64  # recordings decoded per worker round trip; bounds the clips held in memory
+
+
+def clip_schema(clip_samples: int) -> pa.Schema:
+    """Columns of a clip table; `audio` is a fixed-size float32 list of `clip_samples`."""
+    return pa.schema([
+        ("clip_id", pa.string()),
+        ("corpus", pa.string()),
+        ("label", pa.string()),
+        ("speaker", pa.string()),
+        ("gender", pa.string()),
+        ("split", pa.string()),
+        ("source_file", pa.string()),
+        ("offset", pa.int64()),
+        ("sample_rate", pa.int32()),
+        ("num_samples", pa.int32()),
+        ("rms", pa.float32()),
+        ("audio", pa.list_(pa.float32(), clip_samples)),
+    ])
+
+
+@dataclass
+class PrepareReport:
+    """What `prepare_clips` did: counts per split and label, and every skipped item with its reason."""
+
+    corpus: str
+    recordings: int = 0
+    recordings_used: int = 0
+    excluded: int = 0
+    clips: Counter = field(default_factory=Counter)            # split -> clips written
+    clips_per_label: Counter = field(default_factory=Counter)  # "split/label" -> clips written
+    dropped_silent: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    rms_db: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        reasons = Counter(item["reason"].split(":")[0] for item in self.skipped)
+        levels = np.asarray(self.rms_db, dtype=np.float64)
+        return {
+            "corpus": self.corpus,
+            "recordings": self.recordings,
+            "recordings_used": self.recordings_used,
+            "recordings_excluded": self.excluded,
+            "recordings_skipped": len(self.skipped),
+            "skipped_by_reason": dict(sorted(reasons.items())),
+            "skipped": self.skipped,
+            "clips": {split: self.clips.get(split, 0) for split in SPLITS},
+            "clips_total": sum(self.clips.values()),
+            "clips_per_label": dict(sorted(self.clips_per_label.items())),
+            "clips_dropped_silent": self.dropped_silent,
+            "clip_rms_db_before_normalisation": _stats(levels),
+        }
+
+
+def prepare_clips(corpus: str, recordings: Sequence[Recording], out_dir: str | Path, audio: AudioConfig,
+                  shards: ShardConfig, *, excluded: Sequence[dict[str, str]] = (), workers: int = 1,
+                  progress: bool = True) -> PrepareReport:
+    """Write the clip table of `recordings` to `out_dir/<split>/clips-NNNNN.parquet` and return the report.
+
+    `excluded` lists items the corpus recipe left out before decoding (`file`, `reason`); they are reported too.
+    """
+    out_dir = Path(out_dir)
+    report = PrepareReport(corpus=corpus, recordings=len(recordings), excluded=len(excluded),
+                           skipped=[dict(item) for item in excluded])
+    if not recordings:
+        raise ValueError(f"corpus {corpus!r} lists no recordings; expected at least one audio file")
+    schema = clip_schema(audio.clip_samples)
+    metadata = {"corpus": corpus, "sample_rate": audio.sample_rate, "clip_samples": audio.clip_samples,
+                "target_rms": audio.target_rms}
+    by_split = {split: [r for r in recordings if r.split == split] for split in SPLITS}
+    bar = tqdm(total=len(recordings), desc=f"prepare {corpus}", unit="file", disable=not progress)
+    with _pool(workers) as pool:
+        for split, items in by_split.items():
+            with ShardWriter(out_dir / split, schema, prefix="clips", rows_per_group=shards.rows_per_group,
+                             groups_per_shard=shards.groups_per_shard, compression=shards.compression,
+                             metadata={**metadata, "split": split}) as writer:
+                for recording, outcome in _decode_all(corpus, items, audio, pool):
+                    bar.update(1)
+                    if isinstance(outcome, str):
+                        report.skipped.append({"file": recording.source_file, "reason": outcome})
+                        log.warning("skipped %s: %s", recording.source_file, outcome)
+                        continue
+                    rows, levels, silent = outcome
+                    report.dropped_silent += silent
+                    if rows is None:
+                        report.skipped.append({"file": recording.source_file,
+                                               "reason": "silent: every clip below silence_threshold_db"})
+                        continue
+                    writer.write(rows)
+                    report.recordings_used += 1
+                    report.clips[split] += len(levels)
+                    report.clips_per_label[f"{split}/{recording.label}"] += len(levels)
+                    report.rms_db.extend(levels)
+    bar.close()
+    if report.recordings_used == 0:
+        raise ValueError(f"corpus {corpus!r}: none of its {len(recordings)} recordings could be used "
+                         f"(first reason: {report.skipped[0]['reason'] if report.skipped else 'unknown'})")
+    return report
+
+
+def clips_of_recording(corpus: str, recording: Recording,
+                       audio: AudioConfig) -> tuple[pa.Table | None, list[float], int]:
+    """Decode one recording into clip rows; returns (rows or None if all silent, RMS dB of kept clips, dropped)."""
+    signal = load_mono(recording.path, audio.sample_rate)
+    pieces = cut_clips(signal, audio.clip_samples, audio.min_tail_fraction)
+    levels = rms(np.stack([p.samples for p in pieces]))
+    keep = [i for i, level in enumerate(levels) if to_db(level) >= audio.silence_threshold_db]
+    dropped = len(pieces) - len(keep)
+    if not keep:
+        return None, [], dropped
+    samples = np.stack([normalise_rms(pieces[i].samples, audio.target_rms) for i in keep])
+    n = len(keep)
+    rows = pa.table({
+        "clip_id": [f"{corpus}/{recording.source_file}#{pieces[i].offset}" for i in keep],
+        "corpus": [corpus] * n,
+        "label": [recording.label] * n,
+        "speaker": [recording.speaker] * n,
+        "gender": [recording.gender] * n,
+        "split": [recording.split] * n,
+        "source_file": [recording.source_file] * n,
+        "offset": pa.array([pieces[i].offset for i in keep], pa.int64()),
+        "sample_rate": pa.array([audio.sample_rate] * n, pa.int32()),
+        "num_samples": pa.array([audio.clip_samples] * n, pa.int32()),
+        "rms": pa.array(levels[keep].astype(np.float32)),
+        "audio": audio_array(samples),
+    }, schema=clip_schema(audio.clip_samples))
+    return rows, [float(to_db(levels[i])) for i in keep], dropped
+
+
+def _decode_one(args: tuple[str, Recording, AudioConfig]):
+    corpus, recording, audio = args
+    try:
+        return clips_of_recording(corpus, recording, audio)
+    except (AudioError, FileNotFoundError, ValueError, RuntimeError) as err:
+        return f"{type(err).__name__}: {err}"
+
+
+def _decode_all(corpus: str, items: Sequence[Recording], audio: AudioConfig,
+                pool) -> Iterator[tuple[Recording, object]]:
+    """Decode recordings in order (results are ordered, so the output does not depend on worker timing)."""
+    for start in range(0, len(items), BATCH_RECORDINGS):
+        batch = items[start:start + BATCH_RECORDINGS]
+        yield from zip(batch, pool.map(_decode_one, [(corpus, r, audio) for r in batch]))
+
+
+class _InlinePool:
+    """The `map` of an executor, run in this process (no start-up cost for one worker)."""
+
+    def map(self, fn, items):
+        return [fn(item) for item in items]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def _pool(workers: int):
+    return _InlinePool() if workers <= 1 else ProcessPoolExecutor(max_workers=workers)
+
+
+def _stats(values: np.ndarray) -> dict[str, float | None]:
+    if values.size == 0:
+        return {"count": 0, "mean": None, "std": None, "min": None, "max": None}
+    return {"count": int(values.size), "mean": round(float(values.mean()), 4), "std": round(float(values.std()), 4),
+            "min": round(float(values.min()), 4), "max": round(float(values.max()), 4)}

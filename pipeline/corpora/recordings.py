@@ -1,0 +1,44 @@
+"""What every corpus recipe lists: its recordings, each with label, speaker, gender and split."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import SPLITS, SplitFractions
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One audio file of a corpus.
+
+    `source_file` is the path relative to the corpus root: it names the recording in clip ids and reports.
+    """
+
+    path: Path
+    source_file: str
+    label: str
+    speaker: str
+    gender: str | None
+    split: str
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"{self.source_file}: split {self.split!r}, expected one of {SPLITS}")
+
+
+def stable_split(key: str, fractions: SplitFractions) -> str:
+    """Assign `key` to a split by a stable hash: the same key always lands in the same split on any machine."""
+    position = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
+    if position < fractions.train:
+        return "train"
+    if position < fractions.train + fractions.valid:
+        return "valid"
+    return "test"
+
+
+def audio_files(root: Path) -> list[Path]:
+    """Every audio file under `root` (recursively), sorted so listings never depend on the file system."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)

@@ -1,0 +1,23 @@
+"""DVC stage `fetch@<corpus>`: generate (profile demo) or download and extract (profile paper) a corpus."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.corpora.recipes import fetch_corpus
+from stages.common import parser, setup_logging
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser(__doc__)
+    args.add_argument("corpus")
+    args.add_argument("--out", type=Path, required=True, help="corpus folder to fill (data/raw/<corpus>)")
+    args.add_argument("--downloads", type=Path, default=Path("data/downloads"),
+                      help="download cache, kept between runs so interrupted downloads resume")
+    ns = args.parse_args(argv)
+    setup_logging()
+    fetch_corpus(ns.corpus, load_params(ns.params), ns.out, ns.downloads)
+
+
+if __name__ == "__main__":
+    main()

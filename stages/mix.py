@@ -1,0 +1,23 @@
+"""DVC stage `mix@<dataset>`: clip tables -> one of the paper's mixture datasets, plus its datasheet."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.reports.datasheet import build_with_datasheet
+from stages.common import parser, setup_logging
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser(__doc__)
+    args.add_argument("dataset")
+    args.add_argument("--clips", type=Path, default=Path("data/clips"), help="root of the prepared clip tables")
+    args.add_argument("--out", type=Path, required=True, help="mixture folder (data/mixtures/<dataset>)")
+    args.add_argument("--datasheet", type=Path, required=True, help="datasheet (reports/data/<dataset>.json)")
+    ns = args.parse_args(argv)
+    setup_logging()
+    build_with_datasheet(ns.dataset, load_params(ns.params), ns.clips, ns.out, ns.datasheet, progress=not ns.quiet)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.corpora.download import ChecksumError, DownloadError, download, sha256_file
+from pipeline.testing.http_server import LocalHTTPServer, unused_port_url
+
+FAST = {"backoff_s": 0.01, "timeout_s": 5.0, "progress": False}
+PAYLOAD = os.urandom(3 * 64 * 1024 + 123)  # a few chunks plus an odd tail
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+@pytest.fixture()
+def served(tmp_path: Path) -> Path:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "data.bin").write_bytes(PAYLOAD)
+    return root
+
+
+def _dest(tmp_path: Path) -> Path:
+    return tmp_path / "out" / "nested" / "data.bin"
+
+
+def _part(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def test_sha256_file(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(PAYLOAD)
+    assert sha256_file(path, chunk_size=1000) == PAYLOAD_SHA
+
+
+def test_fresh_download_with_correct_sha(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    server = LocalHTTPServer(served)
+    with server as url:
+        result = download(f"{url}/data.bin", dest, sha256=PAYLOAD_SHA, **FAST)
+    assert result == dest
+    assert dest.read_bytes() == PAYLOAD
+    assert not _part(dest).exists()
+    assert server.request_count == 1
+    assert server.requests[0].range is None
+
+
+def test_wrong_sha_raises_and_leaves_nothing(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    wrong = "0" * 64
+    with LocalHTTPServer(served) as url, pytest.raises(ChecksumError) as info:
+        download(f"{url}/data.bin", dest, sha256=wrong, **FAST)
+    message = str(info.value)
+    assert wrong in message and PAYLOAD_SHA in message and "data.bin" in message
+    assert not dest.exists()
+    assert not _part(dest).exists()
+
+
+def test_resumes_existing_part_with_range_request(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    dest.parent.mkdir(parents=True)
+    half = len(PAYLOAD) // 2
+    _part(dest).write_bytes(PAYLOAD[:half])
+    server = LocalHTTPServer(served)
+    with server as url:
+        download(f"{url}/data.bin", dest, sha256=PAYLOAD_SHA, **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    assert [r.range for r in server.requests] == [f"bytes={half}-"]
+
+
+def test_server_ignoring_range_restarts_from_zero(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    dest.parent.mkdir(parents=True)
+    _part(dest).write_bytes(PAYLOAD[:1000])
+    server = LocalHTTPServer(served, ignore_range=True)
+    with server as url:
+        download(f"{url}/data.bin", dest, sha256=PAYLOAD_SHA, **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    assert server.request_count == 1
+
+
+def test_complete_part_and_416_is_treated_as_finished(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    dest.parent.mkdir(parents=True)
+    _part(dest).write_bytes(PAYLOAD)
+    server = LocalHTTPServer(served)
+    with server as url:
+        download(f"{url}/data.bin", dest, sha256=PAYLOAD_SHA, **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    assert not _part(dest).exists()
+    assert [r.range for r in server.requests] == [f"bytes={len(PAYLOAD)}-"]
+
+
+def test_dropped_connections_are_resumed(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    server = LocalHTTPServer(served, drop_first_n=2, drop_after_bytes=50_000)
+    with server as url:
+        download(f"{url}/data.bin", dest, sha256=PAYLOAD_SHA, chunk_size=4096, **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    ranges = [r.range for r in server.requests]
+    assert len(ranges) == 3
+    assert ranges[0] is None
+    # each retry continues where the previous body was cut
+    starts = [int(r.removeprefix("bytes=").rstrip("-")) for r in ranges[1:]]
+    assert 0 < starts[0] < starts[1] < len(PAYLOAD)
+
+
+def test_server_errors_are_retried(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    server = LocalHTTPServer(served, fail_first_n=2, fail_status=500)
+    with server as url:
+        download(f"{url}/data.bin", dest, sha256=PAYLOAD_SHA, **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    assert server.request_count == 3
+
+
+def test_too_many_server_errors_give_download_error(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    server = LocalHTTPServer(served, fail_first_n=10, fail_status=503)
+    with server as url, pytest.raises(DownloadError, match="after 3 attempts"):
+        download(f"{url}/data.bin", dest, retries=2, **FAST)
+    assert server.request_count == 3
+    assert not dest.exists()
+
+
+def test_404_fails_fast(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    server = LocalHTTPServer(served)
+    with server as url, pytest.raises(DownloadError) as info:
+        download(f"{url}/missing.bin", dest, sha256=PAYLOAD_SHA, **FAST)
+    message = str(info.value)
+    assert f"{url}/missing.bin" in message
+    assert str(dest) in message
+    assert PAYLOAD_SHA in message
+    assert server.request_count == 1
+    assert not dest.exists()
+
+
+def test_unreachable_server_says_place_by_hand(tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    url = f"{unused_port_url()}/data.bin"
+    with pytest.raises(DownloadError) as info:
+        download(url, dest, sha256=PAYLOAD_SHA, retries=2, **FAST)
+    message = str(info.value)
+    assert url in message
+    assert f"place it at {dest}" in message
+    assert "by hand" in message and PAYLOAD_SHA in message
+    assert not dest.exists()
+
+
+def test_existing_file_with_matching_sha_is_not_downloaded(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(PAYLOAD)
+    server = LocalHTTPServer(served)
+    with server as url:
+        assert download(f"{url}/data.bin", dest, sha256=PAYLOAD_SHA, **FAST) == dest
+    assert server.request_count == 0
+
+
+def test_existing_file_with_wrong_sha_is_kept_and_reported(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"user's own file")
+    server = LocalHTTPServer(served)
+    with server as url, pytest.raises(ChecksumError, match="delete it"):
+        download(f"{url}/data.bin", dest, sha256=PAYLOAD_SHA, **FAST)
+    assert dest.read_bytes() == b"user's own file"
+    assert server.request_count == 0
+
+
+def test_existing_file_without_sha_is_returned(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"anything")
+    server = LocalHTTPServer(served)
+    with server as url:
+        assert download(f"{url}/data.bin", dest, **FAST) == dest
+    assert server.request_count == 0
