@@ -26,7 +26,8 @@ from pipeline.shards import ShardWriter, audio_array
 
 log = logging.getLogger(__name__)
 
-BATCH_RECORDINGS = 64  # recordings decoded per worker round trip; bounds the clips held in memory
+BATCH_RECORDINGS = 256  # recordings decoded per round; bounds the clips held in memory
+CHUNK_RECORDINGS = 16   # recordings per inter-process message (one at a time costs more than it saves)
 
 
 def clip_schema(clip_samples: int) -> pa.Schema:
@@ -168,13 +169,13 @@ def _decode_all(corpus: str, items: Sequence[Recording], audio: AudioConfig,
     """Decode recordings in order (results are ordered, so the output does not depend on worker timing)."""
     for start in range(0, len(items), BATCH_RECORDINGS):
         batch = items[start:start + BATCH_RECORDINGS]
-        yield from zip(batch, pool.map(_decode_one, [(corpus, r, audio) for r in batch]))
+        yield from zip(batch, pool.map(_decode_one, [(corpus, r, audio) for r in batch], chunksize=CHUNK_RECORDINGS))
 
 
 class _InlinePool:
     """The `map` of an executor, run in this process (no start-up cost for one worker)."""
 
-    def map(self, fn, items):
+    def map(self, fn, items, chunksize=1):
         return [fn(item) for item in items]
 
     def __enter__(self):
