@@ -233,6 +233,125 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    filters: tuple[int, int, int]
+    kernel: int
+    stride: int
+    hidden: int
+    latent: int
+
+    def __post_init__(self) -> None:
+        _check(min(self.filters) > 0, "filters", self.filters, "three positive channel counts")
+        for key in ("kernel", "stride", "hidden", "latent"):
+            _check(getattr(self, key) > 0, key, getattr(self, key), "a positive integer")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    max_steps: int
+    validate_every: int
+
+    def __post_init__(self) -> None:
+        _check(self.max_steps > 0, "max_steps", self.max_steps, "a positive integer")
+        _check(self.validate_every > 0, "validate_every", self.validate_every, "a positive integer")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    beta: float
+    learning_rate: float
+    batch_size: int
+    class_loss_weight: float
+    patience: int
+    seed: int
+    device: str
+    cache_mb: int
+    shuffle_groups: int
+    schedule: Schedule  # already resolved for the active profile
+
+    def __post_init__(self) -> None:
+        _check(self.beta >= 0, "beta", self.beta, ">= 0")
+        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
+        _check(self.batch_size > 0, "batch_size", self.batch_size, "a positive integer")
+        _check(self.patience > 0, "patience", self.patience, "a positive integer")
+        _check(self.shuffle_groups > 0, "shuffle_groups", self.shuffle_groups, "a positive integer")
+        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "device",
+               self.device, "auto, cpu, cuda or cuda:N")
+
+
+SUPERVISIONS = ("source", "class")
+MODEL_KINDS = ("vae", "ae")
+LOSSES = ("mag-kl", "mag-mse", "wave-mse", "wave-snr", "wave-sisnr")
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """One trained model: which dataset, supervision, model kind and loss (plus optional overrides)."""
+
+    dataset: str
+    supervision: str
+    model: str
+    loss: str = "mag-kl"
+    beta: float | None = None
+    patience: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.supervision in SUPERVISIONS, "supervision", self.supervision, f"one of {SUPERVISIONS}")
+        _check(self.model in MODEL_KINDS, "model", self.model, f"one of {MODEL_KINDS}")
+        _check(self.loss in LOSSES, "loss", self.loss, f"one of {LOSSES}")
+        _check(self.supervision == "source" or self.loss == "mag-kl", "loss", self.loss,
+               "mag-kl with class supervision (the other losses need the isolated sources)")
+
+
+@dataclass(frozen=True)
+class InverseSettings:
+    learning_rate: float
+    restarts: int
+    tolerance: float
+    window: int
+
+    def __post_init__(self) -> None:
+        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
+        _check(self.restarts > 0, "restarts", self.restarts, "a positive integer")
+        _check(self.window > 0, "window", self.window, "a positive integer")
+
+
+@dataclass(frozen=True)
+class EvaluationSchedule:
+    forward_mixtures: int
+    inverse_mixtures: int
+    inverse_iterations: int
+
+    def __post_init__(self) -> None:
+        for key in ("forward_mixtures", "inverse_mixtures", "inverse_iterations"):
+            _check(getattr(self, key) > 0, key, getattr(self, key), "a positive integer")
+
+
+@dataclass(frozen=True)
+class DatasetEvaluation:
+    speech: tuple[str, ...] = ()
+    inverse: bool = True
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    batch_size: int
+    seed: int
+    examples: int
+    inverse: InverseSettings
+    schedule: EvaluationSchedule  # already resolved for the active profile
+    datasets: dict[str, DatasetEvaluation]
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size > 0, "batch_size", self.batch_size, "a positive integer")
+        _check(self.examples >= 0, "examples", self.examples, "a non-negative integer")
+
+    def of(self, dataset: str) -> DatasetEvaluation:
+        """Settings of `dataset` (defaults when it is not listed: no speech classes, inverse on)."""
+        return self.datasets.get(dataset, DatasetEvaluation())
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str
     audio: AudioConfig
@@ -241,6 +360,10 @@ class Params:
     corpora: CorporaConfig
     folders: dict[str, FolderConfig]
     datasets: dict[str, DatasetConfig]
+    model: ModelConfig
+    train: TrainConfig
+    variants: dict[str, VariantConfig]
+    evaluate: EvaluateConfig
 
     def __post_init__(self) -> None:
         _check(self.profile in PROFILES, "profile", self.profile, f"one of {PROFILES}")
@@ -252,6 +375,15 @@ class Params:
                 for source in sources:
                     _check(source.corpus in known, f"datasets.{dataset}.classes.{class_name}.corpus",
                            source.corpus, f"one of the corpora {sorted(known)}")
+        for name, variant in self.variants.items():
+            _check(variant.dataset in self.datasets, f"variants.{name}.dataset", variant.dataset,
+                   f"one of the datasets {sorted(self.datasets)}")
+        for name, settings in self.evaluate.datasets.items():
+            _check(name in self.datasets, f"evaluate.datasets.{name}", name,
+                   f"one of the datasets {sorted(self.datasets)}")
+            unknown = sorted(set(settings.speech) - set(self.datasets[name].class_names))
+            _check(not unknown, f"evaluate.datasets.{name}.speech", unknown,
+                   f"classes of {name}: {list(self.datasets[name].class_names)}")
 
     @property
     def corpus_names(self) -> tuple[str, ...]:
@@ -280,17 +412,20 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
         raise ConfigError(f"profile: got {profile!r}, expected one of {PROFILES}")
     datasets = raw.get("datasets")
     if isinstance(datasets, Mapping):
-        raw["datasets"] = {name: _resolve_sizes(spec, profile, f"datasets.{name}") for name, spec in datasets.items()}
+        raw["datasets"] = {name: _resolve_profile(spec, "sizes", profile, f"datasets.{name}")
+                           for name, spec in datasets.items()}
+    raw["train"] = _resolve_profile(raw.get("train"), "schedule", profile, "train")
+    raw["evaluate"] = _resolve_profile(raw.get("evaluate"), "schedule", profile, "evaluate")
     return _build(Params, raw, "")
 
 
-def _resolve_sizes(spec: Any, profile: str, where: str) -> Any:
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("sizes"), Mapping):
+def _resolve_profile(spec: Any, key: str, profile: str, where: str) -> Any:
+    """Replace `spec[key]`, a mapping profile -> value, by the active profile's value."""
+    if not isinstance(spec, Mapping) or not isinstance(spec.get(key), Mapping):
         return spec  # _build reports the missing/odd key
-    sizes = spec["sizes"]
-    if profile not in sizes:
-        raise ConfigError(f"{where}.sizes: no sizes for profile {profile!r} (have {sorted(sizes)})")
-    return {**spec, "sizes": sizes[profile]}
+    if profile not in spec[key]:
+        raise ConfigError(f"{where}.{key}: no entry for profile {profile!r} (have {sorted(spec[key])})")
+    return {**spec, key: spec[key][profile]}
 
 
 def _build(tp: Any, value: Any, where: str) -> Any:

@@ -1,0 +1,425 @@
+"""Source-separation metrics as pure functions: BSS-Eval (SDR/SIR/SAR), SI-SDR, narrow-band PESQ.
+
+Shapes: a mixture has S sources of L samples; `references` and `estimates` are (S, L), one estimate per
+reference in the same (known) order, so BSS-Eval runs with `compute_permutation=False`. `mixture` is (L,).
+
+BSS-Eval comes from `mir_eval.separation.bss_eval_sources` (deprecated in mir_eval 0.8, removed in 0.9: pinned,
+and cross-checked against an independent implementation in tests/metrics/test_separation.py). It runs with
+BLAS limited to one thread per process (multi-threaded BLAS on a busy machine made it ~8x slower); use
+`score_many(workers=...)` to parallelise across mixtures instead.
+
+Failure policy (what `score_mixture` records; nothing raises for bad *estimates*, bad *inputs* raise):
+
+- A source is "silent" when the RMS of its mean-removed signal is below `SILENCE_RMS` (1e-6).
+- Each source gets a status, the first problem found in this order: `silent_reference` (its reference is
+  silent), `nonfinite_estimate` (its estimate holds NaN/inf), `silent_estimate` (its estimate is silent),
+  else `ok`.
+- Any non-ok source makes BSS-Eval undefined for the whole mixture (its projections use every reference and
+  mir_eval refuses silent signals): every source of that mixture gets sdr = sir = sar = NaN. Sources of that
+  mixture whose status is `ok` keep their SI-SDR and PESQ, which are per-source.
+- SI-SDR is NaN when the reference or the estimate is silent or the estimate is non-finite; si_sdr_mixture
+  (the unprocessed mixture used as the estimate) is NaN only when the reference or the mixture is silent;
+  si_sdri = si_sdr - si_sdr_mixture (NaN if either is).
+- PESQ (narrow band, after resampling to 8 kHz) is computed only for speech sources; it is NaN for non-speech
+  sources, for non-ok statuses, and whenever the PESQ library returns an error code (e.g. no utterances
+  detected, buffer too short) or raises. Error codes are never kept as scores.
+- S = 1: mir_eval's SIR is +inf by definition (no interfering source); we record it as NaN, not inf.
+  SDR and SAR are defined and kept (they coincide).
+- dB values are clipped to +-`MAX_DB` (200 dB), so a perfect estimate scores 200 dB rather than inf.
+- NaN values are never averaged: `summarise` computes means/medians over finite values only, reports how
+  many values each statistic used (`<metric>_count`), and counts failures (`n_failed`, `n_pesq_failed`).
+
+Bad inputs (wrong shapes, (L, S) instead of (S, L), non-finite references or mixture, speech flags of the
+wrong length) raise ValueError naming what was received.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import multiprocessing
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+STATUS_OK = "ok"
+STATUS_SILENT_REFERENCE = "silent_reference"
+STATUS_SILENT_ESTIMATE = "silent_estimate"
+STATUS_NONFINITE = "nonfinite_estimate"
+
+SILENCE_RMS = 1e-6
+MAX_DB = 200.0
+PESQ_RATE = 8000
+BSS_METRICS = ("sdr", "sir", "sar")
+METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdri", "pesq")
+SUMMARY_METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdr_mixture", "si_sdri", "pesq", "pesq_mixture")
+ROW_COLUMNS = ("mixture_id", "source", "index", "speech", "status", "sdr", "sir", "sar", "si_sdr",
+               "si_sdr_mixture", "si_sdri", "pesq", "pesq_mixture")
+
+_WORKER_PRELOAD = ("pipeline.metrics.separation", "mir_eval.separation", "pesq", "soxr")
+
+Item = tuple[str, np.ndarray, np.ndarray, np.ndarray, Sequence[bool], Sequence[str]]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Validation and small helpers
+
+
+def validate(references: np.ndarray, estimates: np.ndarray) -> None:
+    """Check references and estimates are both (S, L) with S >= 1, L >= 1, and references are finite.
+
+    Estimates may be non-finite or silent: that is a scoring outcome (see the module's policy), not bad input.
+    Raises ValueError naming the shapes received and the problem.
+    """
+    references, estimates = np.asarray(references), np.asarray(estimates)
+    for name, array in (("references", references), ("estimates", estimates)):
+        if array.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (sources, samples); got shape {array.shape}")
+        if array.shape[0] < 1 or array.shape[1] < 1:
+            raise ValueError(f"{name} must have at least one source and one sample; got shape {array.shape}")
+        if array.shape[0] > array.shape[1]:
+            raise ValueError(
+                f"{name} has shape {array.shape}: more sources than samples, which looks like (samples, sources);"
+                f" pass (sources, samples), e.g. {name}.T"
+            )
+    if references.shape != estimates.shape:
+        raise ValueError(
+            f"references and estimates must have the same shape (sources, samples); "
+            f"got references {references.shape} and estimates {estimates.shape}"
+        )
+    bad = np.flatnonzero(~np.isfinite(references).all(axis=1))
+    if bad.size:
+        raise ValueError(f"references must be finite; sources {bad.tolist()} hold NaN or inf "
+                         f"(references shape {references.shape})")
+
+
+def _check_signal(name: str, signal: np.ndarray, length: int | None = None) -> np.ndarray:
+    """Return `signal` as a 1-D float64 array, or raise ValueError if it is not (L,) [with L == length]."""
+    signal = np.asarray(signal)
+    if signal.ndim != 1 or signal.size == 0:
+        raise ValueError(f"{name} must be 1-D (samples,); got shape {signal.shape}")
+    if length is not None and signal.size != length:
+        raise ValueError(f"{name} must have {length} samples to match the references; got shape {signal.shape}")
+    return signal.astype(np.float64, copy=False)
+
+
+def _rms(signal: np.ndarray) -> float:
+    """RMS of the mean-removed signal; (L,) -> float (NaN if the signal is non-finite)."""
+    signal = np.asarray(signal, dtype=np.float64)
+    return float(np.sqrt(np.mean((signal - signal.mean()) ** 2)))
+
+
+def is_silent(signal: np.ndarray) -> bool:
+    """True when the mean-removed RMS of a finite (L,) signal is below SILENCE_RMS."""
+    return bool(_rms(signal) < SILENCE_RMS)
+
+
+def source_status(reference: np.ndarray, estimate: np.ndarray) -> str:
+    """Status of one (L,) reference/estimate pair: the first problem found, or STATUS_OK."""
+    if is_silent(reference):
+        return STATUS_SILENT_REFERENCE
+    if not np.isfinite(estimate).all():
+        return STATUS_NONFINITE
+    if is_silent(estimate):
+        return STATUS_SILENT_ESTIMATE
+    return STATUS_OK
+
+
+def _clip_db(values: np.ndarray) -> np.ndarray:
+    """Clip dB values to +-MAX_DB, keeping NaN as NaN."""
+    return np.clip(np.asarray(values, dtype=np.float64), -MAX_DB, MAX_DB)
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Limit BLAS/OpenMP to one thread inside the block (a no-op if threadpoolctl is missing)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn / scipy stacks
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Scale-invariant SDR in dB of an (L,) estimate against an (L,) reference, both mean-removed first.
+
+    NaN when the reference or the estimate is silent or the estimate is non-finite; clipped to +-MAX_DB.
+    """
+    reference = _check_signal("reference", reference)
+    estimate = _check_signal("estimate", estimate, reference.size)
+    if not np.isfinite(reference).all():
+        raise ValueError(f"reference must be finite (shape {reference.shape})")
+    if not np.isfinite(estimate).all() or is_silent(reference) or is_silent(estimate):
+        return math.nan
+    reference = reference - reference.mean()
+    estimate = estimate - estimate.mean()
+    scale = np.dot(estimate, reference) / np.dot(reference, reference)
+    target = scale * reference
+    noise = estimate - target
+    target_energy = float(np.dot(target, target))
+    noise_energy = float(np.dot(noise, noise))
+    if target_energy == 0.0:  # estimate orthogonal to the reference
+        return -MAX_DB
+    if noise_energy == 0.0:
+        return MAX_DB
+    return float(_clip_db(10.0 * np.log10(target_energy / noise_energy)))
+
+
+def bss_eval(references: np.ndarray, estimates: np.ndarray) -> dict[str, np.ndarray]:
+    """BSS-Eval v3 (512-tap distortion filters) of (S, L) estimates against (S, L) references, order fixed.
+
+    Returns {"sdr", "sir", "sar"}, each (S,) float64 in dB, exactly as mir_eval computes them (for S = 1 the
+    SIR is +inf; `score_mixture` records it as NaN). Raises ValueError for bad shapes, non-finite references,
+    and for silent references or silent/non-finite estimates, for which BSS-Eval is undefined.
+    """
+    import mir_eval.separation  # deferred: heavy import, and workers import it only when used
+
+    validate(references, estimates)
+    references = np.asarray(references, dtype=np.float64)
+    estimates = np.asarray(estimates, dtype=np.float64)
+    problems = [(s, source_status(references[s], estimates[s])) for s in range(references.shape[0])]
+    problems = [(s, status) for s, status in problems if status != STATUS_OK]
+    if problems:
+        raise ValueError(f"BSS-Eval is undefined for sources {problems} (shape {references.shape})")
+    with warnings.catch_warnings(), _one_blas_thread():
+        warnings.filterwarnings("ignore", message=r"mir_eval\.separation\.bss_eval_sources", category=FutureWarning)
+        sdr, sir, sar, _ = mir_eval.separation.bss_eval_sources(references, estimates, compute_permutation=False)
+    return {"sdr": np.asarray(sdr, dtype=np.float64), "sir": np.asarray(sir, dtype=np.float64),
+            "sar": np.asarray(sar, dtype=np.float64)}
+
+
+def pesq_nb(reference: np.ndarray, estimate: np.ndarray, rate: int) -> float:
+    """Narrow-band PESQ (MOS-LQO) of an (L,) estimate against an (L,) reference sampled at `rate` Hz.
+
+    Both are resampled to 8 kHz with soxr ("HQ"). Returns NaN, never raises, when PESQ is undefined: silent or
+    non-finite input, an error code from the library (no utterances, buffer too short, ...), or an exception.
+    Only wrong shapes (not (L,) and (L,)) raise ValueError, as everywhere in this module.
+    """
+    reference = _check_signal("reference", reference)
+    estimate = _check_signal("estimate", estimate, reference.size)
+    try:
+        if not (np.isfinite(reference).all() and np.isfinite(estimate).all()):
+            return math.nan
+        if is_silent(reference) or is_silent(estimate):
+            return math.nan
+        ref8, est8 = _resample(reference, rate), _resample(estimate, rate)
+        from pesq import PesqError, pesq
+
+        score = float(pesq(PESQ_RATE, ref8, est8, "nb", on_error=PesqError.RETURN_VALUES))
+    except Exception as error:  # noqa: BLE001 - PESQ must never take a run down
+        logger.debug("PESQ failed (%s: %s); recording NaN", type(error).__name__, error)
+        return math.nan
+    if not math.isfinite(score) or score < 0.0:  # MOS-LQO >= ~1.02; negatives are PesqError codes
+        logger.debug("PESQ returned error code %s; recording NaN", score)
+        return math.nan
+    return score
+
+
+def _resample(signal: np.ndarray, rate: int) -> np.ndarray:
+    """Resample an (L,) float64 signal from `rate` Hz to PESQ_RATE with soxr HQ; returns (L * 8000 / rate,)."""
+    if rate == PESQ_RATE:
+        return signal
+    import soxr
+
+    return soxr.resample(signal, rate, PESQ_RATE, quality="HQ")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# One mixture
+
+
+def score_mixture(
+    references: np.ndarray,
+    estimates: np.ndarray,
+    mixture: np.ndarray,
+    rate: int,
+    speech: Sequence[bool],
+) -> list[dict]:
+    """Score one mixture: (S, L) references and estimates, (L,) mixture, S speech flags.
+
+    Returns S dicts (index, status, sdr, sir, sar, si_sdr, si_sdr_mixture, si_sdri, pesq, pesq_mixture),
+    following the module's failure policy. Raises ValueError only for bad inputs.
+    """
+    validate(references, estimates)
+    references = np.asarray(references, dtype=np.float64)
+    estimates = np.asarray(estimates, dtype=np.float64)
+    n_sources, length = references.shape
+    mixture = _check_signal("mixture", mixture, length)
+    if not np.isfinite(mixture).all():
+        raise ValueError(f"mixture must be finite (shape {mixture.shape})")
+    speech = [bool(flag) for flag in speech]
+    if len(speech) != n_sources:
+        raise ValueError(f"speech needs one flag per source: got {len(speech)} flags for {n_sources} sources")
+
+    statuses = [source_status(references[s], estimates[s]) for s in range(n_sources)]
+    bss = _bss_or_nan(references, estimates, statuses)
+    return [
+        _score_source(s, statuses[s], references[s], estimates[s], mixture, rate, speech[s], bss)
+        for s in range(n_sources)
+    ]
+
+
+def _bss_or_nan(references: np.ndarray, estimates: np.ndarray, statuses: list[str]) -> dict[str, np.ndarray]:
+    """BSS-Eval of an (S, L) mixture, all-NaN (S,) arrays if any status is not ok; SIR NaN when S = 1."""
+    n_sources = references.shape[0]
+    if any(status != STATUS_OK for status in statuses):
+        return {name: np.full(n_sources, np.nan) for name in BSS_METRICS}
+    values = {name: _clip_db(array) for name, array in bss_eval(references, estimates).items()}
+    if n_sources == 1:
+        values["sir"] = np.full(1, np.nan)  # no interferer: mir_eval's +inf is not a score
+    return values
+
+
+def _score_source(
+    index: int,
+    status: str,
+    reference: np.ndarray,
+    estimate: np.ndarray,
+    mixture: np.ndarray,
+    rate: int,
+    speech: bool,
+    bss: dict[str, np.ndarray],
+) -> dict:
+    """The row of one source; reference, estimate and mixture are (L,)."""
+    ok = status == STATUS_OK
+    value = si_sdr(reference, estimate) if ok else math.nan
+    baseline = si_sdr(reference, mixture) if status != STATUS_SILENT_REFERENCE else math.nan
+    return {
+        "index": index,
+        "status": status,
+        **{name: float(bss[name][index]) for name in BSS_METRICS},
+        "si_sdr": value,
+        "si_sdr_mixture": baseline,
+        "si_sdri": value - baseline,
+        "pesq": pesq_nb(reference, estimate, rate) if speech and ok else math.nan,
+        "pesq_mixture": pesq_nb(reference, mixture, rate) if speech and status != STATUS_SILENT_REFERENCE
+        else math.nan,
+    }
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Many mixtures
+
+
+def _score_item(item: Item, rate: int) -> list[dict]:
+    """Rows of one item (mixture_id, references (S, L), estimates (S, L), mixture (L,), speech (S,), names (S,))."""
+    mixture_id, references, estimates, mixture, speech, names = item
+    names = list(names)
+    try:
+        validate(references, estimates)
+        if len(names) != np.asarray(references).shape[0]:
+            raise ValueError(f"{len(names)} source names for references of shape {np.asarray(references).shape}")
+        with _one_blas_thread():
+            rows = score_mixture(references, estimates, mixture, rate, speech)
+    except ValueError as error:
+        raise ValueError(f"mixture {mixture_id!r}: {error}") from error
+    return [{"mixture_id": mixture_id, "source": names[row["index"]], "speech": bool(speech[row["index"]]), **row}
+            for row in rows]
+
+
+def score_many(
+    items: Iterable[Item],
+    rate: int,
+    workers: int = 1,
+    chunk: int = 16,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Score many mixtures; one row per (mixture, source), in input order whatever `workers` is.
+
+    items: (mixture_id, references (S, L), estimates (S, L), mixture (L,), speech flags (S,), names (S,)).
+    Columns: ROW_COLUMNS. workers=1 scores in this process; workers>1 uses a ProcessPoolExecutor (start method
+    "forkserver", else "spawn") whose `map(..., chunksize=chunk)` is fed `workers * chunk * 4` items at a
+    time, so memory stays bounded. Every item runs with one BLAS thread, so results do not depend on workers.
+    """
+    if workers < 1 or chunk < 1:
+        raise ValueError(f"workers and chunk must be >= 1; got workers={workers}, chunk={chunk}")
+    from tqdm import tqdm
+
+    total = len(items) if hasattr(items, "__len__") else None
+    score = partial(_score_item, rate=rate)
+    rows: list[dict] = []
+    with tqdm(total=total, desc="score", unit="mixture", disable=not progress) as bar:
+        for item_rows in _map_items(score, items, workers, chunk):
+            rows.extend(item_rows)
+            bar.update(1)
+    frame = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+    logger.info("scored %d sources of %d mixtures (%d not ok)", len(frame),
+                frame["mixture_id"].nunique(), int((frame["status"] != STATUS_OK).sum()))
+    return frame
+
+
+def _map_items(score, items: Iterable[Item], workers: int, chunk: int) -> Iterator[list[dict]]:
+    """Apply `score` to each item in order, in-process or over `workers` processes in bounded windows."""
+    if workers == 1:
+        yield from map(score, items)
+        return
+    window = workers * chunk * 4
+    iterator = iter(items)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        while batch := list(itertools.islice(iterator, window)):
+            yield from pool.map(score, batch, chunksize=chunk)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """"forkserver" preloading the metric libraries where available (safe in threaded callers such as Prefect,
+    and after the first pool ~0.5 s to start two workers instead of ~2 s), else "spawn"."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(_WORKER_PRELOAD))  # only takes effect before the server starts
+    return context
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Summary
+
+
+def summarise(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Per group of `by`: n_sources, n_failed, n_pesq_failed, and <metric>_median/_mean/_count of finite values.
+
+    n_failed counts rows whose status is not ok; n_pesq_failed counts speech rows whose pesq is NaN.
+    Metrics are SUMMARY_METRICS present in `frame`; a statistic with no finite value is NaN (count 0).
+    """
+    by = list(by)
+    missing = [column for column in (*by, "status") if column not in frame.columns]
+    if missing:
+        raise ValueError(f"summarise: columns {missing} not in frame (columns: {list(frame.columns)})")
+    metrics = [name for name in SUMMARY_METRICS if name in frame.columns]
+    records = []
+    for key, group in frame.groupby(by, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        records.append({**dict(zip(by, key)), **_summarise_group(group, metrics)})
+    columns = by + ["n_sources", "n_failed", "n_pesq_failed"] + [
+        f"{name}_{stat}" for name in metrics for stat in ("median", "mean", "count")]
+    return pd.DataFrame(records, columns=columns)
+
+
+def _summarise_group(group: pd.DataFrame, metrics: Sequence[str]) -> dict:
+    """Counts and finite-only statistics of one group's rows."""
+    speech = group["speech"].astype(bool) if "speech" in group.columns else pd.Series(False, index=group.index)
+    pesq = group["pesq"] if "pesq" in group.columns else pd.Series(np.nan, index=group.index)
+    summary = {
+        "n_sources": len(group),
+        "n_failed": int((group["status"] != STATUS_OK).sum()),
+        "n_pesq_failed": int((speech & pesq.isna()).sum()),
+    }
+    for name in metrics:
+        values = group[name].to_numpy(dtype=np.float64)
+        values = values[np.isfinite(values)]
+        summary[f"{name}_median"] = float(np.median(values)) if values.size else math.nan
+        summary[f"{name}_mean"] = float(np.mean(values)) if values.size else math.nan
+        summary[f"{name}_count"] = int(values.size)
+    return summary

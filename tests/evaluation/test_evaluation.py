@@ -1,0 +1,79 @@
+"""Evaluating a tiny trained model: every system runs, references bracket the models, outputs are complete."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.evaluation.run import evaluate_dataset
+from pipeline.evaluation.systems import systems_for
+from pipeline.evaluation.tables import write_tables
+from pipeline.models.train import train_variant
+from pipeline.testing.datasets import build_tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    params, data = build_tiny_dataset(root)
+    for variant in ("dt-source", "dt-class"):
+        train_variant(variant, params, data, root / "models" / variant, root / "reports", root / "scratch",
+                      progress=False)
+    params = dataclasses.replace(params, variants={k: v for k, v in params.variants.items()
+                                                   if k in ("dt-source", "dt-class")})
+    metrics = evaluate_dataset("dt", params, data, root / "models", root / "evaluation", workers=1, progress=False)
+    return params, root, metrics
+
+
+def test_every_system_is_scored_on_its_mixtures(evaluated):
+    params, root, _ = evaluated
+    scores = pd.read_parquet(root / "evaluation" / "scores.parquet")
+    systems = [s.key for s in systems_for("dt", params)]
+    assert list(dict.fromkeys(scores["system"])) == systems
+    per_system = scores.groupby("system")["mixture_id"].nunique()
+    assert per_system["reference.oracle.oracle"] == 8 and per_system["source.inverse_joint.classify"] == 4
+    assert (scores.groupby(["system", "mixture_id"]).size() == 2).all()  # two sources in every mixture
+
+
+def test_oracle_mask_scores_far_above_the_mixture(evaluated):
+    _, _, metrics = evaluated
+    assert metrics["dt.reference.oracle.oracle.sdr_median"] > metrics["dt.reference.mixture.oracle.sdr_median"] + 6
+    assert metrics["dt.reference.mixture.oracle.si_sdri_median"] == pytest.approx(0.0, abs=1e-3)
+    assert metrics["dt.reference.oracle.oracle.label_accuracy"] == 1.0
+
+
+def test_metrics_keys_are_flat_sorted_and_named_like_the_paper_legends(evaluated):
+    _, root, metrics = evaluated
+    on_disk = json.loads((root / "evaluation" / "metrics.json").read_text())
+    assert list(on_disk) == sorted(on_disk) and on_disk == metrics
+    for key in ("dt.class.inverse_joint.classify.sdr_median", "dt.source.forward.oracle.sir_mean",
+                "dt.class.inverse.oracle.n_failed", "dt.source.inverse_exhaustive.classify.label_accuracy"):
+        assert key in metrics
+    assert all(v is None or isinstance(v, float) for v in metrics.values())
+
+
+def test_examples_hold_audio_for_every_system(evaluated):
+    params, root, _ = evaluated
+    with np.load(root / "evaluation" / "examples.npz") as examples:
+        index = json.loads(str(examples["index"]))
+        assert sorted(index["mixtures"]) == ["m0", "m1"] and index["sample_rate"] == 8600
+        assert examples["m0/mixture"].shape == (8600,) and examples["m0/references"].shape == (3, 8600)
+        assert examples["m1/class.inverse_joint.classify"].shape == (3, 8600)
+
+
+def test_tables(evaluated, tmp_path):
+    params, root, _ = evaluated
+    table = write_tables("dt", params, pd.read_parquet(root / "evaluation" / "scores.parquet"), tmp_path)
+    assert len(table) == len(systems_for("dt", params))
+    markdown = (tmp_path / "dt.md").read_text()
+    assert "| reference | oracle | oracle |" in markdown and "not the paper's numbers" in markdown
+    assert pd.read_csv(tmp_path / "dt.csv").shape[0] == len(table)
+
+
+def test_missing_model_is_named(evaluated, tmp_path):
+    params, root, _ = evaluated
+    with pytest.raises(FileNotFoundError, match=r"dt-class/model\.pt not found"):
+        evaluate_dataset("dt", params, root / "dt", tmp_path / "nothing", tmp_path / "out", progress=False)
