@@ -15,6 +15,8 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s requirements.lock "$stamp"; then
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet -r requirements.lock
+  # the project itself, editable, for the `enhance` command (setuptools ships with Python 3.11's venv)
+  "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
   cp requirements.lock "$stamp"
 fi
 

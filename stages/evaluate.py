@@ -3,12 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from pipeline.config import load_params
-from pipeline.evaluation.run import evaluate_dataset
-from pipeline.evaluation.tables import write_tables
-from stages.common import default_workers, parser, setup_logging
+from stages.common import default_workers, parser, run_stage, setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,9 +16,8 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--workers", type=int, default=default_workers(), help="BSS-Eval processes (same results)")
     ns = args.parse_args(argv)
     setup_logging()
-    params = load_params(ns.params)
-    evaluate_dataset(ns.dataset, params, ns.data, ns.models, ns.out, workers=ns.workers, progress=not ns.quiet)
-    write_tables(ns.dataset, params, pd.read_parquet(ns.out / "scores.parquet"), ns.tables)
+    run_stage("evaluate", ns.params, dataset=ns.dataset, data=ns.data, models=ns.models, out=ns.out,
+              tables=ns.tables, workers=ns.workers, progress=not ns.quiet)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import load_params
-from pipeline.corpora.recipes import fetch_corpus
-from stages.common import parser, setup_logging
+from stages.common import parser, run_stage, setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,7 +14,7 @@ def main(argv: list[str] | None = None) -> None:
                       help="download cache, kept between runs so interrupted downloads resume")
     ns = args.parse_args(argv)
     setup_logging()
-    fetch_corpus(ns.corpus, load_params(ns.params), ns.out, ns.downloads)
+    run_stage("fetch", ns.params, corpus=ns.corpus, out=ns.out, downloads_dir=ns.downloads)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import load_params
-from pipeline.reports.datasheet import build_with_datasheet
-from stages.common import parser, setup_logging
+from stages.common import parser, run_stage, setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,7 +14,8 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--datasheet", type=Path, required=True, help="datasheet (reports/data/<dataset>.json)")
     ns = args.parse_args(argv)
     setup_logging()
-    build_with_datasheet(ns.dataset, load_params(ns.params), ns.clips, ns.out, ns.datasheet, progress=not ns.quiet)
+    run_stage("mix", ns.params, dataset=ns.dataset, clips=ns.clips, out=ns.out, datasheet=ns.datasheet,
+              progress=not ns.quiet)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import load_params
-from pipeline.corpora.recipes import prepare_corpus
-from pipeline.shards import write_json
-from stages.common import default_workers, parser, setup_logging
+from stages.common import default_workers, parser, run_stage, setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,10 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--workers", type=int, default=default_workers(), help="decoding processes (output is identical)")
     ns = args.parse_args(argv)
     setup_logging()
-    report = prepare_corpus(ns.corpus, load_params(ns.params), ns.raw, ns.out, workers=ns.workers,
-                            progress=not ns.quiet)
-    write_json(ns.out / "report.json", report)
-    write_json(ns.report, report)
+    run_stage("prepare", ns.params, corpus=ns.corpus, raw=ns.raw, out=ns.out, report=ns.report, workers=ns.workers,
+              progress=not ns.quiet)
 
 
 if __name__ == "__main__":

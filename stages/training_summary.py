@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.reports.training import summarise_training
-from stages.common import parser, setup_logging
+from stages.common import parser, run_stage, setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -14,7 +13,7 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--curves", type=Path, required=True)
     ns = args.parse_args(argv)
     setup_logging()
-    summarise_training(ns.reports, ns.summary, ns.curves)
+    run_stage("training_summary", reports=ns.reports, summary=ns.summary, curves=ns.curves)
 
 
 if __name__ == "__main__":

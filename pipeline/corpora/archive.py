@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from pipeline.corpora.download import sha256_file
+from pipeline.shards import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _marker_matches(marker_path: Path, name: str, size: int) -> bool:
 
 
 def _write_marker(marker_path: Path, archive: Path, size: int) -> None:
-    info = {"archive": archive.name, "size": size, "sha256": sha256_file(archive)}
+    info = {"archive": archive.name, "size": size, "sha256": file_sha256(archive)}
     tmp = marker_path.with_name(marker_path.name + ".tmp")
     tmp.write_text(json.dumps(info, indent=2) + "\n")
     os.replace(tmp, marker_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import requests
 from tqdm import tqdm
+
+from pipeline.shards import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,6 @@ _RETRYABLE = (
     requests.exceptions.ContentDecodingError,
     _TransientError,
 )
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(
@@ -88,7 +80,7 @@ def _check_existing(url: str, dest: Path, expected: str | None) -> Path:
     if expected is None:
         log.info("%s already present (no checksum given, not verified)", dest)
         return dest
-    actual = sha256_file(dest)
+    actual = file_sha256(dest)
     if actual != expected:
         raise ChecksumError(
             f"{dest} already exists but its sha256 is {actual}, expected {expected}; "
@@ -99,7 +91,7 @@ def _check_existing(url: str, dest: Path, expected: str | None) -> Path:
 
 
 def _verify_part(url: str, part: Path, expected: str) -> None:
-    actual = sha256_file(part)
+    actual = file_sha256(part)
     if actual != expected:
         part.unlink(missing_ok=True)
         raise ChecksumError(

@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 
 from pipeline.config import MovieSfxConfig
-from pipeline.corpora.download import DownloadError, download, sha256_file
+from pipeline.corpora.download import DownloadError, download
+from pipeline.shards import file_sha256
 from pipeline.corpora.recordings import Recording, stable_split
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def download_movie_sfx(config: MovieSfxConfig, raw_dir: Path, downloads_dir: Pat
             log.warning("movie_sfx: %s", err)
             continue
         if not row["sha256"]:
-            unverified[row["file"]] = sha256_file(cached)
+            unverified[row["file"]] = file_sha256(cached)
         shutil.copyfile(cached, files / row["file"])
     if len(failed) == len([r for r in rows if r["contains_speech"].strip().lower() == "false"]):
         raise DownloadError(f"movie_sfx: every download in {config.paper.manifest} failed (first: {failed[0]['reason']})"

@@ -7,7 +7,9 @@ the corpus.
 """
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -22,12 +24,14 @@ from pipeline.audio.clips import cut_clips, normalise_rms, rms, to_db
 from pipeline.audio.io import AudioError, load_mono
 from pipeline.config import SPLITS, AudioConfig, ShardConfig
 from pipeline.corpora.recordings import Recording
+from pipeline.orchestration.fanout import Fanout, current_fanout
 from pipeline.shards import ShardWriter, audio_array
 
 log = logging.getLogger(__name__)
 
 BATCH_RECORDINGS = 256  # recordings decoded per round; bounds the clips held in memory
 CHUNK_RECORDINGS = 16   # recordings per inter-process message (one at a time costs more than it saves)
+DECODED_DIR = ".decoded"  # under the output folder while a fanned-out prepare runs: one file pair per batch
 
 
 def clip_schema(clip_samples: int) -> pa.Schema:
@@ -83,10 +87,13 @@ class PrepareReport:
 
 def prepare_clips(corpus: str, recordings: Sequence[Recording], out_dir: str | Path, audio: AudioConfig,
                   shards: ShardConfig, *, excluded: Sequence[dict[str, str]] = (), workers: int = 1,
-                  progress: bool = True) -> PrepareReport:
+                  progress: bool = True, fanout: Fanout | None = None) -> PrepareReport:
     """Write the clip table of `recordings` to `out_dir/<split>/clips-NNNNN.parquet` and return the report.
 
     `excluded` lists items the corpus recipe left out before decoding (`file`, `reason`); they are reported too.
+    Decoding runs on `workers` local processes, or, given a `fanout` (default: the one installed with
+    `pipeline.orchestration.fanout.use_fanout`), as one task per batch of `BATCH_RECORDINGS` recordings; either
+    way the shards are written here, in recording order, so the output is byte-identical.
     """
     out_dir = Path(out_dir)
     report = PrepareReport(corpus=corpus, recordings=len(recordings), excluded=len(excluded),
@@ -98,12 +105,13 @@ def prepare_clips(corpus: str, recordings: Sequence[Recording], out_dir: str | P
                 "target_rms": audio.target_rms}
     by_split = {split: [r for r in recordings if r.split == split] for split in SPLITS}
     bar = tqdm(total=len(recordings), desc=f"prepare {corpus}", unit="file", disable=not progress)
-    with _pool(workers) as pool:
-        for split, items in by_split.items():
+    fanout = fanout or current_fanout()
+    with _decoder(corpus, by_split, audio, workers, fanout, out_dir / DECODED_DIR) as decoded:
+        for split in by_split:
             with ShardWriter(out_dir / split, schema, prefix="clips", rows_per_group=shards.rows_per_group,
                              groups_per_shard=shards.groups_per_shard, compression=shards.compression,
                              metadata={**metadata, "split": split}) as writer:
-                for recording, outcome in _decode_all(corpus, items, audio, pool):
+                for recording, outcome in decoded(split):
                     bar.update(1)
                     if isinstance(outcome, str):
                         report.skipped.append({"file": recording.source_file, "reason": outcome})
@@ -170,6 +178,103 @@ def _decode_all(corpus: str, items: Sequence[Recording], audio: AudioConfig,
     for start in range(0, len(items), BATCH_RECORDINGS):
         batch = items[start:start + BATCH_RECORDINGS]
         yield from zip(batch, pool.map(_decode_one, [(corpus, r, audio) for r in batch], chunksize=CHUNK_RECORDINGS))
+
+
+class _decoder:
+    """`decoded(split)` yields (recording, outcome) of a split in order; splits must be asked for in order.
+
+    Without a fanout: the local pool, split by split (as before fan-out existed). With one: every batch of every
+    split is submitted up front (the fanout bounds how many run at once); out-of-process batches come back as
+    files under `scratch`, read one at a time and deleted, so memory stays one batch.
+    """
+
+    def __init__(self, corpus: str, by_split: dict[str, list[Recording]], audio: AudioConfig, workers: int,
+                 fanout: Fanout | None, scratch: Path):
+        self.corpus, self.by_split, self.audio, self.fanout, self.scratch = corpus, by_split, audio, fanout, scratch
+        self.pool = _pool(workers) if fanout is None else None
+        self.jobs = [(split, index, items[start:start + BATCH_RECORDINGS])
+                     for split, items in by_split.items()
+                     for index, start in enumerate(range(0, len(items), BATCH_RECORDINGS))]
+        self.results: Iterator | None = None
+
+    def __enter__(self):
+        if self.pool is not None:
+            self.pool.__enter__()
+        elif self.fanout.in_process:
+            self.results = self.fanout.map(decode_batch, [(self.corpus, batch, self.audio) for *_, batch in self.jobs],
+                                           task="decode", names=[f"{s}-{i:05d}" for s, i, _ in self.jobs])
+        else:
+            self.scratch.mkdir(parents=True, exist_ok=True)
+            self.results = self.fanout.map(
+                decode_batch_to_file,
+                [(self.corpus, batch, self.audio, str(self.scratch / f"{s}-{i:05d}")) for s, i, batch in self.jobs],
+                task="decode", names=[f"{self.corpus}/{s}-{i:05d}" for s, i, _ in self.jobs])
+        return self
+
+    def __call__(self, split: str) -> Iterator[tuple[Recording, object]]:
+        if self.pool is not None:
+            yield from _decode_all(self.corpus, self.by_split[split], self.audio, self.pool)
+            return
+        for job_split, _, batch in self.jobs:
+            if job_split != split:
+                continue
+            result = next(self.results)
+            yield from zip(batch, result if self.fanout.in_process else load_decoded(result, delete=True))
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.__exit__(*exc)
+        if self.results is not None:
+            self.results.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def decode_batch(job: tuple[str, Sequence[Recording], AudioConfig]) -> list:
+    """Decode a batch of recordings: one outcome per recording, as `clips_of_recording` or an error string."""
+    corpus, batch, audio = job
+    return [_decode_one((corpus, recording, audio)) for recording in batch]
+
+
+def decode_batch_to_file(job: tuple[str, Sequence[Recording], AudioConfig, str]) -> str:
+    """`decode_batch`, written to `<stem>.arrow` (the rows) and `<stem>.json` (outcomes); returns the stem."""
+    corpus, batch, audio, stem = job
+    outcomes = decode_batch((corpus, batch, audio))
+    tables, index = [], []
+    for outcome in outcomes:
+        if isinstance(outcome, str):
+            index.append({"error": outcome})
+            continue
+        rows, levels, dropped = outcome
+        index.append({"rows": 0 if rows is None else rows.num_rows, "levels": levels, "dropped": dropped})
+        if rows is not None:
+            tables.append(rows)
+    schema = clip_schema(audio.clip_samples)
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    tmp = Path(stem + ".arrow.tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        writer.write_table(table)
+    tmp.replace(stem + ".arrow")
+    Path(stem + ".json").write_text(json.dumps(index))
+    return stem
+
+
+def load_decoded(stem: str, delete: bool = False) -> list:
+    """The outcomes written by `decode_batch_to_file` (rows as Arrow tables, levels exactly as computed)."""
+    with pa.OSFile(stem + ".arrow", "rb") as source:  # read into memory: the file is deleted below
+        table = pa.ipc.open_file(source).read_all()
+    index = json.loads(Path(stem + ".json").read_text())
+    outcomes, start = [], 0
+    for item in index:
+        if "error" in item:
+            outcomes.append(item["error"])
+            continue
+        rows = table.slice(start, item["rows"]) if item["rows"] else None
+        start += item["rows"]
+        outcomes.append((rows, item["levels"], item["dropped"]))
+    if delete:
+        Path(stem + ".arrow").unlink(missing_ok=True)
+        Path(stem + ".json").unlink(missing_ok=True)
+    return outcomes
 
 
 class _InlinePool:

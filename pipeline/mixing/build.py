@@ -20,6 +20,7 @@ from pipeline.audio.clips import rms, to_db
 from pipeline.config import SPLITS, AudioConfig, DatasetConfig, ShardConfig
 from pipeline.mixing.catalog import class_candidates
 from pipeline.mixing.plan import MixturePlan, plan_split
+from pipeline.orchestration.fanout import Fanout, current_fanout
 from pipeline.shards import ShardWriter, audio_array, audio_matrix
 
 log = logging.getLogger(__name__)
@@ -133,14 +134,30 @@ def build_split(name: str, config: DatasetConfig, split: str, audio: AudioConfig
 
 
 def build_dataset(name: str, config: DatasetConfig, audio: AudioConfig, shards: ShardConfig, clips_root: Path,
-                  out_dir: Path, progress: bool = True) -> dict:
-    """Build every split of dataset `name` under `out_dir/<split>/`; returns the datasheet (without corpora)."""
+                  out_dir: Path, progress: bool = True, *, fanout: Fanout | None = None) -> dict:
+    """Build every split of dataset `name` under `out_dir/<split>/`; returns the datasheet (without corpora).
+
+    Splits are independent (own plan, own folder); given a `fanout` (default: the one installed with
+    `pipeline.orchestration.fanout.use_fanout`) each is one task, else they are built one after the other.
+    """
     sheet = {"dataset": name, "classes": list(config.class_names), "sample_rate": audio.sample_rate,
              "clip_samples": audio.clip_samples, "splits": {}, "shards": {}}
-    for split in SPLITS:
-        sheet["splits"][split], sheet["shards"][split] = build_split(
-            name, config, split, audio, shards, clips_root, out_dir, progress)
+    fanout = fanout or current_fanout()
+    if fanout is None:
+        built = (build_split(name, config, split, audio, shards, clips_root, out_dir, progress) for split in SPLITS)
+    else:
+        built = fanout.map(build_split_job, [(name, config, split, audio, shards, str(clips_root), str(out_dir))
+                                             for split in SPLITS], task="mix-split",
+                           names=[f"{name}/{split}" for split in SPLITS])
+    for split, (section, split_shards) in zip(SPLITS, built):
+        sheet["splits"][split], sheet["shards"][split] = section, split_shards
     return sheet
+
+
+def build_split_job(job: tuple) -> tuple[dict, list[dict]]:
+    """`build_split` as one task: (name, config, split, audio, shards, clips_root, out_dir), no progress bar."""
+    name, config, split, audio, shards, clips_root, out_dir = job
+    return build_split(name, config, split, audio, shards, Path(clips_root), Path(out_dir), progress=False)
 
 
 def _accumulate(stats: SplitStats, plan: MixturePlan, start: int, stop: int, mixtures: np.ndarray,

@@ -8,6 +8,14 @@ curve) is checkpointed atomically at every validation into a scratch folder outs
 outputs before a stage runs). A killed run that is started again continues from its last checkpoint and, on the
 same device, ends with the same weights as an uninterrupted run. The scratch folder is keyed by a fingerprint of
 everything that determines the result, so a changed parameter or dataset never resumes a stale run.
+
+Several processes (`torchrun --nproc_per_node=N -m stages.train ...`, process group joined by the caller, see
+`pipeline.orchestration.distributed`): DistributedDataParallel. Every rank walks the same deterministic batch
+order and trains on its own contiguous part of each batch; gradients are averaged so that the update is the one
+of the whole batch (each part's loss is weighted by its share). Batch-norm statistics are per rank. Rank 0
+validates, decides early stopping for all ranks, and alone writes checkpoints (with every rank's noise
+generator, so a killed run resumes), the model and the reports. The scratch folder is keyed by the number of
+processes too, so a run never resumes another process count's checkpoint.
 """
 from __future__ import annotations
 
@@ -24,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from pipeline.config import Params
 from pipeline.models.checkpoint import load_safely, pick_device, save_atomic, save_model
-from pipeline.models.data import MixtureSplit
+from pipeline.models.data import Batch, MixtureSplit
 from pipeline.models.objective import Objective, compute
 from pipeline.models.vae import ModelShape, NonNegativeVAE
 from pipeline.shards import write_json
@@ -76,9 +85,12 @@ class TrainingSetup:
     seed: int
     shuffle_groups: int
 
-    def fingerprint(self, data_checksums: list[str]) -> str:
-        """sha256 of everything that determines the trained weights."""
-        payload = json.dumps({"setup": asdict(self), "data": data_checksums}, sort_keys=True, default=str)
+    def fingerprint(self, data_checksums: list[str], world_size: int = 1) -> str:
+        """sha256 of everything that determines the trained weights (the process count when more than one)."""
+        content: dict[str, Any] = {"setup": asdict(self), "data": data_checksums}
+        if world_size > 1:
+            content["world_size"] = world_size
+        payload = json.dumps(content, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -134,14 +146,21 @@ def train_variant(name: str, params: Params, data_dir: Path, out_dir: Path, repo
         if split.size == 0:
             raise ValueError(f"the {split_name} split of {data_dir} is empty; training needs mixtures in it")
     setup = resolve_setup(name, params, train_split.classes, train_split.clip_samples)
-    device = pick_device(params.train.device)
+    rank, world = _world()
+    if world > 1 and min(setup.batch_size, train_split.size) < world:
+        raise ValueError(f"{name}: batches of {min(setup.batch_size, train_split.size)} mixtures cannot be split "
+                         f"between {world} processes; use fewer processes or a larger batch_size")
+    device = _rank_device(pick_device(params.train.device), world)
     checksums = [s["sha256"] for split in ("train", "valid")
                  for s in json.loads((Path(data_dir) / split / "manifest.json").read_text())["shards"]]
-    scratch = Path(scratch_root) / f"{name}-{setup.fingerprint(checksums)[:16]}"
-    runner = _Run(setup, train_split, valid_split, device, scratch, progress)
+    scratch = Path(scratch_root) / f"{name}-{setup.fingerprint(checksums, world)[:16]}"
+    runner = _Run(setup, train_split, valid_split, device, scratch, progress and rank == 0, rank, world)
     runner.run()
+    if rank != 0:
+        return runner.summary(device)  # rank 0 writes the outputs
     info = {"variant": name, "dataset": setup.dataset, "classes": train_split.classes,
             "sample_rate": train_split.sample_rate, "clip_samples": train_split.clip_samples,
+            "target_rms": params.audio.target_rms,
             "stft": asdict(params.stft), "objective": {k: v for k, v in asdict(setup.objective).items() if k != "stft"},
             "train": {k: v for k, v in asdict(setup).items() if k not in ("shape", "objective")},
             "step": runner.state.best_step, "valid_reconstruction": runner.state.best_valid,
@@ -157,19 +176,26 @@ class _Run:
     """The training loop of one setup; `state`, `model` and `best_state` are its results."""
 
     def __init__(self, setup: TrainingSetup, train: MixtureSplit, valid: MixtureSplit, device: torch.device,
-                 scratch: Path, progress: bool):
+                 scratch: Path, progress: bool, rank: int = 0, world: int = 1):
         self.setup, self.train, self.valid, self.device = setup, train, valid, device
+        self.rank, self.world = rank, world
         self.checkpoint = scratch / "last.pt"
         self.progress = progress
         self.model = build_model(setup.shape, setup.seed).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=setup.learning_rate,
                                           fused=device.type in ("cpu", "cuda"))
-        self.generator = torch.Generator(device=device).manual_seed(setup.seed)
+        # rank 0 draws exactly the noise of a single-process run; other ranks their own stream
+        self.generator = torch.Generator(device=device).manual_seed(setup.seed + _RANK_SEED_STRIDE * rank)
         self.state = TrainingState()
         self.best_state = _cpu_copy(self.model.state_dict())
         self.stopped = ""
         if self.checkpoint.is_file():
             self._resume()
+        self.parallel = None
+        if world > 1:
+            self.parallel = torch.nn.parallel.DistributedDataParallel(
+                _ObjectiveModule(self.model, setup.objective), device_ids=[device.index] if device.type == "cuda"
+                else None, find_unused_parameters=True)  # decoders of classes absent from a part get no gradient
 
     def run(self) -> None:
         setup = self.setup
@@ -220,23 +246,52 @@ class _Run:
 
     def _step(self, batch) -> float:
         self.model.train()
+        if self.parallel is not None:
+            return self._parallel_step(batch)
         terms = compute(self.model, batch.to(self.device), self.setup.objective, self.generator)
         loss = terms.total.item()
-        if loss != loss or abs(loss) == float("inf"):
-            last = f"{self.checkpoint} (step {self.state.curve[-1]['step']})" if self.state.curve else "none yet"
-            raise TrainingDivergedError(f"{self.setup.name}: loss is {loss} at step {self.state.step + 1}; "
-                                        f"last good checkpoint: {last}")
+        self._check_finite(loss)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()
+        return self._count(loss)
+
+    def _parallel_step(self, batch: Batch) -> float:
+        """This rank's contiguous part of the batch; its mean loss weighted by its share, so that DDP's average
+        of the ranks' gradients is the gradient of the whole batch's mean loss."""
+        part = _part(batch, self.rank, self.world).to(self.device)
+        total = self.parallel(part.mixture, part.labels, part.sources, self.generator)[0]
+        whole = total.detach() * part.size
+        dist.all_reduce(whole)  # every rank sees the whole batch's mean loss, so all stop together on NaN
+        loss = whole.item() / batch.size
+        self._check_finite(loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        (total * (part.size * self.world / batch.size)).backward()
+        self.optimizer.step()
+        return self._count(loss)
+
+    def _count(self, loss: float) -> float:
         self.state.step += 1
         self.state.running_sum += loss
         self.state.running_count += 1
         return loss
 
+    def _check_finite(self, loss: float) -> None:
+        if loss != loss or abs(loss) == float("inf"):
+            last = f"{self.checkpoint} (step {self.state.curve[-1]['step']})" if self.state.curve else "none yet"
+            raise TrainingDivergedError(f"{self.setup.name}: loss is {loss} at step {self.state.step + 1}; "
+                                        f"last good checkpoint: {last}")
+
     def _validate(self) -> None:
         state = self.state
-        valid = evaluate_objective(self.model, self.valid, self.setup.objective, self.setup.batch_size, self.device)
+        valid = None
+        if self.rank == 0:
+            valid = evaluate_objective(self.model, self.valid, self.setup.objective, self.setup.batch_size,
+                                       self.device)
+        if self.world > 1:  # rank 0's figures (its batch-norm statistics are the ones DDP broadcasts) for all
+            shared = [valid]
+            dist.broadcast_object_list(shared, src=0)
+            valid = shared[0]
         state.curve.append({
             "step": state.step, "epoch": state.epoch,
             "train_loss": state.running_sum / max(state.running_count, 1),
@@ -253,26 +308,77 @@ class _Run:
             state.bad_validations += 1
             if state.bad_validations >= self.setup.patience:
                 self.stopped = "early_stopping"
-        log.info("%s step %d: valid reconstruction %.5g (best %.5g at step %d)", self.setup.name, state.step, score,
-                 state.best_valid, state.best_step)
+        if self.rank == 0:
+            log.info("%s step %d: valid reconstruction %.5g (best %.5g at step %d)", self.setup.name, state.step,
+                     score, state.best_valid, state.best_step)
         self._save()
 
     def _save(self) -> None:
-        save_atomic(self.checkpoint, {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(), "best_state": self.best_state,
-            "state": asdict(self.state), "stopped": self.stopped,
-        })
+        extra = {}
+        if self.world > 1:
+            generators = [None] * self.world
+            dist.all_gather_object(generators, self.generator.get_state().cpu())
+            extra["generators"] = generators
+        if self.rank == 0:
+            save_atomic(self.checkpoint, {
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(), "best_state": self.best_state,
+                "state": asdict(self.state), "stopped": self.stopped, **extra,
+            })
+        if self.world > 1:
+            dist.barrier()  # the checkpoint is complete before any rank goes on (a kill then loses no step)
 
     def _resume(self) -> None:
         payload = load_safely(self.checkpoint, self.device)
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.generator.set_state(payload["generator"].cpu())
+        generator = payload["generators"][self.rank] if self.world > 1 else payload["generator"]
+        self.generator.set_state(generator.cpu())
         self.best_state = payload["best_state"]
         self.state = TrainingState(**payload["state"])
         self.stopped = payload["stopped"]
         log.info("%s: resuming from %s at step %d", self.setup.name, self.checkpoint, self.state.step)
+
+
+class _ObjectiveModule(torch.nn.Module):
+    """The objective as a module's forward, so DistributedDataParallel sees the model run and syncs gradients."""
+
+    def __init__(self, model: NonNegativeVAE, objective: Objective):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, mixture: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        terms = compute(self.model, Batch(mixture, labels, sources), self.objective, generator)
+        return terms.total, terms.reconstruction, terms.kl, terms.classification
+
+
+_RANK_SEED_STRIDE = 1_000_003
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size) of the process group this process joined; (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _rank_device(device: torch.device, world: int) -> torch.device:
+    """One GPU per rank (LOCAL_RANK); on CPU, the cores shared between the ranks of this machine."""
+    if world == 1:
+        return device
+    if device.type == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // local))
+    return device
+
+
+def _part(batch: Batch, rank: int, world: int) -> Batch:
+    """Rows of `batch` for `rank`: contiguous, sizes differ by at most one."""
+    bounds = [batch.size * r // world for r in range(world + 1)]
+    rows = slice(bounds[rank], bounds[rank + 1])
+    return Batch(batch.mixture[rows], batch.labels[rows], batch.sources[rows])
 
 
 def _cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

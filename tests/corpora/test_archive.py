@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.corpora import archive as archive_mod
 from pipeline.corpora.archive import UnsafeArchiveError, extract
-from pipeline.corpora.download import sha256_file
+from pipeline.shards import file_sha256
 
 FILES = {"corpus/a.txt": b"alpha\n", "corpus/sub/b.wav": b"RIFF....WAVE", "README": b"hi\n"}
 
@@ -65,7 +65,7 @@ def test_tar_round_trip(tmp_path: Path, name: str, mode: str) -> None:
     assert extract(arc, target) == target
     _assert_files(target)
     marker = json.loads((target / ".extracted").read_text())
-    assert marker == {"archive": name, "size": arc.stat().st_size, "sha256": sha256_file(arc)}
+    assert marker == {"archive": name, "size": arc.stat().st_size, "sha256": file_sha256(arc)}
     assert not (target.parent / ".out.tmp").exists()
 
 

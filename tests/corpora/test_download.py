@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.corpora.download import ChecksumError, DownloadError, download, sha256_file
+from pipeline.corpora.download import ChecksumError, DownloadError, download
+from pipeline.shards import file_sha256
 from pipeline.testing.http_server import LocalHTTPServer, unused_port_url
 
 FAST = {"backoff_s": 0.01, "timeout_s": 5.0, "progress": False}
@@ -30,10 +31,10 @@ def _part(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-def test_sha256_file(tmp_path: Path) -> None:
+def test_file_sha256(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(PAYLOAD)
-    assert sha256_file(path, chunk_size=1000) == PAYLOAD_SHA
+    assert file_sha256(path, chunk_size=1000) == PAYLOAD_SHA
 
 
 def test_fresh_download_with_correct_sha(served: Path, tmp_path: Path) -> None:

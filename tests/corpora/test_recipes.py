@@ -8,7 +8,7 @@ import tarfile
 import pytest
 
 from pipeline.config import parse_params
-from pipeline.corpora.download import sha256_file
+from pipeline.shards import file_sha256
 from pipeline.corpora.recipes import fetch_corpus, list_recordings, prepare_corpus
 from pipeline.shards import read_manifest
 from pipeline.testing.audio import noise, repo_params_raw, tone, write_sc09_layout, write_wav
@@ -36,7 +36,7 @@ def test_sc09_downloads_verifies_extracts_digits_only_and_lists_splits(tmp_path)
     served.mkdir()
     archive = _tar(served / "speech_commands_v0.02.tar.gz", corpus)
     with LocalHTTPServer(served) as url:
-        raw = _paper(sc09={"url": f"{url}/speech_commands_v0.02.tar.gz", "sha256": sha256_file(archive)})
+        raw = _paper(sc09={"url": f"{url}/speech_commands_v0.02.tar.gz", "sha256": file_sha256(archive)})
         raw["corpora"]["sc09"]["digits"] = ["zero", "one"]
         params = parse_params(raw)
         fetch_corpus("sc09", params, tmp_path / "raw", tmp_path / "downloads")
@@ -93,7 +93,7 @@ def test_movie_sfx_reports_failed_downloads_and_excludes_speech(tmp_path):
     write_wav(served / "talk.wav", noise(1.0, 22050, seed=2), 22050)
     with LocalHTTPServer(served) as url:
         manifest = _manifest(tmp_path / "manifest.csv", [
-            {"file": "rain.wav", "url": f"{url}/rain.wav", "sha256": sha256_file(rain), "licence": "CC0",
+            {"file": "rain.wav", "url": f"{url}/rain.wav", "sha256": file_sha256(rain), "licence": "CC0",
              "title": "Rain", "label": "rain", "contains_speech": "false"},
             {"file": "wind.wav", "url": f"{url}/missing.wav", "sha256": "", "licence": "CC0", "title": "Wind",
              "label": "", "contains_speech": "false"},

@@ -1,0 +1,24 @@
+"""Flow `train`: one model variant (on several processes with torchrun when `orchestration.train_processes` > 1)."""
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline.orchestration import steps
+
+
+@task(name="train", cache_policy=NO_CACHE, persist_result=False)
+def train_task(variant: str, params: str, data: str, out: str, reports: str, scratch: str, progress: bool,
+               processes: int, relaunch: list[str]) -> dict:
+    return steps.train(variant, params, data, out, reports, scratch, progress=progress, processes=processes,
+                       relaunch=relaunch)
+
+
+@flow(name="train", flow_run_name="train@{variant}")
+def train_flow(variant: str, data: str, out: str, reports: str = "reports/training",
+               scratch: str = "data/checkpoints", params: str = "params.yaml", progress: bool = False,
+               processes: int = 1, relaunch: list[str] | None = None) -> dict:
+    return train_task(variant, params, data, out, reports, scratch, progress, processes, list(relaunch or []))
+
+
+FLOW = train_flow

@@ -1,0 +1,77 @@
+"""The model registry: which trained model `enhance` uses by default, and which of its classes are dialogue.
+
+Written by the `select_model` stage after evaluation: among the variants trained on a dataset with dialogue
+(speech) classes and other classes, the one with the best median SI-SDR improvement on dialogue sources in
+forward inference with estimated classes (the mode `enhance` runs) on the test split.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.config import Params
+from pipeline.evaluation.systems import short_name
+from pipeline.shards import write_json
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_REGISTRY = REPO_ROOT / "models" / "registry.json"
+SELECTION = "median SI-SDRi of dialogue sources, forward inference with estimated classes, test split"
+
+
+def build_registry(params: Params, evaluation_dir: Path, models_dir: Path) -> dict[str, Any]:
+    """Score every dialogue-capable variant from its evaluation scores and name the best one the default."""
+    models: dict[str, Any] = {}
+    for variant, config in sorted(params.variants.items()):
+        dataset = params.datasets[config.dataset]
+        dialogue = list(params.evaluate.of(config.dataset).speech)
+        if not dialogue or set(dialogue) == set(dataset.class_names):
+            continue  # nothing to remix against
+        scores_path = Path(evaluation_dir) / config.dataset / "scores.parquet"
+        if not scores_path.is_file():
+            raise FileNotFoundError(f"{scores_path} not found; run evaluate@{config.dataset} first")
+        scores = pd.read_parquet(scores_path, columns=["system", "source", "si_sdri"])
+        system = f"{short_name(variant, config.dataset)}.forward.classify"
+        picked = scores[(scores["system"] == system) & scores["source"].isin(dialogue)]["si_sdri"]
+        models[variant] = {
+            "path": (Path(models_dir) / config.dataset / variant / "model.pt").as_posix(),
+            "dataset": config.dataset,
+            "classes": list(dataset.class_names),
+            "dialogue_classes": dialogue,
+            "dialogue_si_sdri_median": round(float(picked.median()), 4) if len(picked) else None,
+        }
+    if not models:
+        raise ValueError("no trained variant has both dialogue and other classes (see evaluate.datasets.*.speech)")
+    best = max(models, key=lambda name: models[name]["dialogue_si_sdri_median"] or float("-inf"))
+    return {"default": best, "selection": SELECTION, "models": models}
+
+
+def write_registry(registry: dict[str, Any], path: Path = DEFAULT_REGISTRY) -> None:
+    write_json(path, registry)
+
+
+def resolve_model(model: str | None, dialogue_classes: list[str] | None,
+                  registry_path: Path = DEFAULT_REGISTRY) -> tuple[Path, list[str]]:
+    """The model file and dialogue classes to use: explicit ones, else the registry's default."""
+    registry = json.loads(registry_path.read_text()) if registry_path.is_file() else None
+    if model is None:
+        if registry is None:
+            raise FileNotFoundError(f"no --model given and no registry at {registry_path}; run `./run.sh repro` "
+                                    f"first (it trains the models and writes the registry) or pass --model")
+        entry = registry["models"][registry["default"]]
+        return _absolute(entry["path"], registry_path), dialogue_classes or entry["dialogue_classes"]
+    path = Path(model)
+    if dialogue_classes:
+        return path, dialogue_classes
+    for entry in (registry or {}).get("models", {}).values():
+        if _absolute(entry["path"], registry_path).resolve() == path.resolve():
+            return path, entry["dialogue_classes"]
+    raise ValueError(f"model {path} is not in the registry {registry_path}: say which of its classes are dialogue "
+                     f"with --dialogue-classes")
+
+
+def _absolute(path: str, registry_path: Path) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else registry_path.resolve().parents[1] / candidate

@@ -1,0 +1,236 @@
+"""The paper's reported numbers beside ours: `paper_comparison.md` and `paper_comparison.csv`.
+
+The paper's figures come from method.md ("Numbers the paper reports", "Inference", "Time-domain losses"). Each
+claim is matched to the rows of our evaluation that correspond to it; the page header states the profile, so a
+number from the synthetic demo corpus is never read as a reproduction.
+
+Inverse-minus-forward differences are computed from `scores.parquet` over the (mixture, source) pairs both
+systems scored: the evaluation scores inverse (VAD) inference on fewer test mixtures than forward inference
+(params `evaluate.schedule`), so the medians in metrics.json describe different mixtures.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import Params
+
+# The paper's dataset names and ours.
+D1, D2, D3, D4 = "d1", "d2", "d3", "d4"
+COLUMNS = {"claim": "claim", "paper": "paper", "ours": "ours", "key": "our system / key", "note": "note"}
+
+
+def profile_banner(profile: str) -> str:
+    """One line that says where the numbers come from."""
+    if profile == "demo":
+        return "profile demo: synthetic demo corpus — not a reproduction"
+    return f"profile {profile}: the paper's corpora"
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim: str
+    paper: str
+    ours: str
+    key: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A variant as the evaluation names it: dataset, training name (key prefix), supervision, model, loss."""
+
+    dataset: str
+    training: str
+    supervision: str
+    model: str
+    loss: str
+
+
+def trained_variants(params: Params) -> list[Trained]:
+    """Every variant of params.yaml, named as in the evaluation keys (`d2-source-vae` -> `source-vae`)."""
+    from pipeline.evaluation.systems import short_name
+
+    return [Trained(v.dataset, short_name(name, v.dataset), v.supervision, v.model, v.loss)
+            for name, v in sorted(params.variants.items())]
+
+
+def compare_with_paper(params: Params, metrics: Mapping[str, float | None],
+                       scores: Mapping[str, pd.DataFrame]) -> list[Claim]:
+    """The claims of the paper with our corresponding numbers (datasets missing from `scores` show '—')."""
+    variants = trained_variants(params)
+    vaes = [v for v in variants if v.model == "vae"]
+    claims: list[Claim] = []
+    claims += _d2_sdr(vaes, metrics)
+    claims += _d2_sir_gap(vaes, metrics)
+    claims += _d3_pesq(vaes, metrics)
+    claims += _inverse_gain(vaes, scores)
+    claims += _losses(variants, metrics)
+    return claims
+
+
+def write_comparison(claims: list[Claim], profile: str, md_path: Path, csv_path: Path) -> None:
+    """Write the Markdown page (header with the profile, then the table) and the CSV (with a profile column)."""
+    from pipeline.evaluation.tables import markdown_table
+
+    frame = pd.DataFrame([asdict(c) for c in claims], columns=list(COLUMNS))
+    header = (f"# The paper's numbers beside ours\n\n**{profile_banner(profile)}.**\n\n"
+              + _profile_text(profile) +
+              "\"paper\": what the paper reports (method.md, \"Numbers the paper reports\"); \"ours\": the "
+              "corresponding number of this run (medians over test sources; dB except PESQ); \"our system / key\": "
+              "the `reports/metrics.json` keys (or the rows of `scores.parquet`) it comes from.\n\n")
+    Path(md_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(md_path).write_text(header + markdown_table(frame, COLUMNS))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["profile", *COLUMNS])
+    for claim in claims:
+        writer.writerow([profile, *(getattr(claim, column) for column in COLUMNS)])
+    Path(csv_path).write_text(buffer.getvalue())
+
+
+def _profile_text(profile: str) -> str:
+    if profile == "demo":
+        return ("The demo profile trains small models for a few steps on a synthetic corpus (espeak speech, "
+                "generated backgrounds): its numbers test the pipeline end to end and say nothing about the "
+                "method. Only profile `paper` compares with the paper.\n\n")
+    return ""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The claims
+
+
+def _value(metrics: Mapping[str, float | None], key: str) -> float:
+    value = metrics.get(key)
+    return math.nan if value is None else float(value)
+
+
+def _fmt(value: float, unit: str = " dB", signed: bool = False) -> str:
+    if value != value:
+        return "—"
+    return f"{value:+.2f}{unit}" if signed else f"{value:.2f}{unit}"
+
+
+def _range(metrics: Mapping[str, float | None], dataset: str, training: str, stat: str) -> str:
+    """'a … b' over every system of one training on one dataset, or '' if none."""
+    prefix, suffix = f"{dataset}.{training}.", f".{stat}"
+    values = [v for k, v in metrics.items() if k.startswith(prefix) and k.endswith(suffix) and v is not None
+              and k[len(prefix):-len(suffix)].count(".") == 1]
+    return f"{min(values):.2f} … {max(values):.2f} over its {len(values)} inference rows" if values else ""
+
+
+def _missing(dataset: str) -> str:
+    return f"{dataset} not evaluated or no such variant"
+
+
+def _of(vaes: list[Trained], dataset: str, supervision: str) -> list[Trained]:
+    return [v for v in vaes if v.dataset == dataset and v.supervision == supervision]
+
+
+def _d2_sdr(vaes: list[Trained], metrics: Mapping[str, float | None]) -> list[Claim]:
+    claims = []
+    for supervision, paper in (("source", "≈ 10 dB"), ("class", "≈ −5 dB")):
+        variants = _of(vaes, D2, supervision) or [None]
+        for v in variants:
+            key = f"{D2}.{v.training}.forward.oracle.sdr_median" if v else ""
+            value = _value(metrics, key) if v else math.nan
+            note = _range(metrics, D2, v.training, "sdr_median") if v else _missing(D2)
+            claims.append(Claim(f"D2: SDR of {supervision}-trained models", paper, _fmt(value), key or "—",
+                                note if value == value else _missing(D2)))
+    return claims
+
+
+def _d2_sir_gap(vaes: list[Trained], metrics: Mapping[str, float | None]) -> list[Claim]:
+    sources, classes = _of(vaes, D2, "source"), _of(vaes, D2, "class")
+    if not (sources and classes):
+        return [Claim("D2: SIR, source-trained minus class-trained", "≈ 15 dB apart", "—", "—", _missing(D2))]
+    a = f"{D2}.{sources[0].training}.forward.oracle.sir_median"
+    b = f"{D2}.{classes[0].training}.forward.oracle.sir_median"
+    gap = _value(metrics, a) - _value(metrics, b)
+    return [Claim("D2: SIR, source-trained minus class-trained", "≈ 15 dB apart", _fmt(gap, signed=True),
+                  f"{a} − {b}", "" if gap == gap else _missing(D2))]
+
+
+def _d3_pesq(vaes: list[Trained], metrics: Mapping[str, float | None]) -> list[Claim]:
+    oracle = _value(metrics, f"{D3}.reference.oracle.oracle.pesq_median")
+    mixture = _value(metrics, f"{D3}.reference.mixture.oracle.pesq_median")
+    context = f"references: oracle mask {_fmt(oracle, '')}, unprocessed mixture {_fmt(mixture, '')}"
+    claims = []
+    for supervision in ("source", "class"):
+        for v in _of(vaes, D3, supervision) or [None]:
+            key = f"{D3}.{v.training}.forward.oracle.pesq_median" if v else "—"
+            value = _value(metrics, key) if v else math.nan
+            spread = _range(metrics, D3, v.training, "pesq_median") if v else ""
+            note = "; ".join(part for part in (spread, context) if part) if value == value else _missing(D3)
+            claims.append(Claim(f"D3: PESQ of {supervision}-trained models (all inference variants close)",
+                                "≈ 1.14", _fmt(value, ""), key, note))
+    return claims
+
+
+def _inverse_gain(vaes: list[Trained], scores: Mapping[str, pd.DataFrame]) -> list[Claim]:
+    claims = []
+    for supervision, paper in (("source", "+1 to +2 dB"), ("class", "≈ +0.5 dB")):
+        for v in sorted(_of(vaes, D1, supervision) + _of(vaes, D2, supervision) + _of(vaes, D3, supervision),
+                        key=lambda v: (v.dataset, v.training)):
+            frame = scores.get(v.dataset)
+            claim = f"Inverse (VAD) minus forward SDR, {supervision}-trained, {v.dataset}"
+            key = (f"{v.dataset}.{v.training}: inverse.oracle − forward.oracle (SDR medians over the sources both "
+                   f"scored)")
+            if frame is None:
+                claims.append(Claim(claim, paper, "—", key, _missing(v.dataset)))
+                continue
+            gain, count = paired_median_gain(frame, f"{v.training}.inverse.oracle", f"{v.training}.forward.oracle")
+            joint, _ = paired_median_gain(frame, f"{v.training}.inverse_joint.classify",
+                                          f"{v.training}.forward.classify")
+            note = (f"{count} sources; with estimated classes (inverse joint − forward classify): "
+                    f"{_fmt(joint, signed=True)}" if count else "no source scored by both (inverse not evaluated?)")
+            claims.append(Claim(claim, paper, _fmt(gain, signed=True), key, note))
+    return claims
+
+
+def paired_median_gain(scores: pd.DataFrame, system: str, baseline: str, metric: str = "sdr") -> tuple[float, int]:
+    """Median `metric` of `system` minus that of `baseline` over the (mixture, source) pairs where both are finite.
+
+    Returns (difference, number of pairs); (NaN, 0) when there is no such pair.
+    """
+    columns = ["mixture_id", "source", metric]
+    a = scores.loc[scores["system"] == system, columns]
+    b = scores.loc[scores["system"] == baseline, columns]
+    both = a.merge(b, on=["mixture_id", "source"], suffixes=("_a", "_b"))
+    both = both[np.isfinite(both[f"{metric}_a"]) & np.isfinite(both[f"{metric}_b"])]
+    if both.empty:
+        return math.nan, 0
+    return float(np.median(both[f"{metric}_a"]) - np.median(both[f"{metric}_b"])), len(both)
+
+
+def _losses(variants: list[Trained], metrics: Mapping[str, float | None]) -> list[Claim]:
+    d4 = [v for v in variants if v.dataset == D4]
+    values = {}
+    for v in d4:
+        value = _value(metrics, f"{D4}.{v.training}.forward.oracle.si_sdri_median")
+        if value == value:
+            values[v] = value
+    if not values:
+        return [Claim("D4: best training loss by SI-SNRi", "wave-snr", "—", "—", _missing(D4)),
+                Claim("D4: time-domain losses beat magnitude losses (best wave-* minus best mag-*, SI-SNRi)",
+                      "> 0 dB", "—", "—", _missing(D4))]
+    ranking = sorted(values.items(), key=lambda item: (-item[1], item[0].training))
+    best = ranking[0][0]
+    listing = ", ".join(f"{v.loss} {value:.2f}" for v, value in ranking)
+    claims = [Claim("D4: best training loss by SI-SNRi", "wave-snr", best.loss,
+                    f"{D4}.{best.training}.forward.oracle.si_sdri_median", f"all (dB): {listing}")]
+    wave = [value for v, value in values.items() if v.loss.startswith("wave-")]
+    mag = [value for v, value in values.items() if v.loss.startswith("mag-")]
+    gap = max(wave) - max(mag) if wave and mag else math.nan
+    claims.append(Claim("D4: time-domain losses beat magnitude losses (best wave-* minus best mag-*, SI-SNRi)",
+                        "> 0 dB", _fmt(gap, signed=True), f"{D4}.<variant>.forward.oracle.si_sdri_median",
+                        "" if gap == gap else "needs both a wave-* and a mag-* variant"))
+    return claims

@@ -1,0 +1,180 @@
+"""The enhance command and the streaming processor on recordings the tests make (several rates, channels)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.enhance.cli import main as enhance_main
+from pipeline.enhance.masker import DialogueMasker
+from pipeline.enhance.stream import MaskStream, StreamingEnhancer
+from pipeline.models.checkpoint import save_model
+from pipeline.models.train import build_model
+from pipeline.models.vae import ModelShape
+from pipeline.testing.audio import REPO_ROOT, noise, tone, write_wav
+
+CLASSES = ["speech", "background"]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A tiny (untrained) model file with the provenance `enhance` reads, and a registry naming it."""
+    root = tmp_path_factory.mktemp("model")
+    model = build_model(ModelShape(num_classes=2, filters=(8, 8, 16), hidden=32, latent=4), seed=3)
+    path = root / "model.pt"
+    save_model(path, model, model.state_dict(), {"classes": CLASSES, "stft": {"n_fft": 400, "hop_length": 200},
+                                                "target_rms": 0.05, "sample_rate": 8600, "clip_samples": 8600})
+    registry = {"default": "tiny", "selection": "test",
+                "models": {"tiny": {"path": str(path), "dataset": "dx", "classes": CLASSES,
+                                    "dialogue_classes": ["speech"], "dialogue_si_sdri_median": 0.0}}}
+    (root / "registry.json").write_text(json.dumps(registry))
+    return path, root / "registry.json"
+
+
+def _masker(model_file):
+    return DialogueMasker.load(model_file[0], ["speech"])
+
+
+def _signal(rate, channels, seconds=2.3, seed=0):
+    x = 0.3 * noise(seconds, rate, seed=seed) + tone(seconds, rate, 440.0, 0.2)
+    return np.stack([x * (1 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def _run(enhancer, x, chunks):
+    parts, at = [], 0
+    for size in chunks:
+        parts.append(enhancer.process(x[at:at + size]))
+        at += size
+    parts.append(enhancer.flush())
+    return {kind: np.concatenate([getattr(p, kind) for p in parts]) for kind in ("output", "dialogue", "background")}
+
+
+@pytest.mark.parametrize("rate, channels", [(44100, 2), (16000, 1), (8600, 1)])
+def test_streaming_equals_offline_whatever_the_chunks(model_file, rate, channels):
+    x = _signal(rate, channels)
+    offline = _run(StreamingEnhancer(_masker(model_file), rate, channels, dialogue_gain_db=6, background_gain_db=-3),
+                   x, [len(x)])
+    rng = np.random.default_rng(rate)
+    sizes = []
+    while sum(sizes) < len(x):
+        sizes.append(int(rng.integers(1, 3000)))
+    streamed = _run(StreamingEnhancer(_masker(model_file), rate, channels, dialogue_gain_db=6, background_gain_db=-3),
+                    x, sizes)
+    for kind in offline:
+        assert offline[kind].shape == x.shape
+        np.testing.assert_allclose(streamed[kind], offline[kind], atol=1e-5)
+    np.testing.assert_allclose(offline["dialogue"] + offline["background"], x, atol=1e-6)
+    assert np.abs(offline["dialogue"]).max() > 1e-3  # the model did separate something
+
+
+def test_zero_db_returns_the_input_unchanged(model_file):
+    x = _signal(22050, 2)
+    out = _run(StreamingEnhancer(_masker(model_file), 22050, 2), x, [1000] * 60)["output"]
+    np.testing.assert_allclose(out, x, atol=1e-6)
+
+
+def test_content_above_the_model_band_is_kept(model_file):
+    rate = 44100
+    high = tone(2.0, rate, 10000.0, 0.2)
+    x = (high + 0.3 * noise(2.0, rate, seed=2))[:, None]
+    out = _run(StreamingEnhancer(_masker(model_file), rate, 1, dialogue_gain_db=10), x, [len(x)])["output"][:, 0]
+    def level_at(signal, hz):
+        spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal))))
+        return spectrum[int(round(hz * len(signal) / rate))]
+    assert level_at(out, 10000.0) == pytest.approx(level_at(x[:, 0], 10000.0), rel=0.02)
+
+
+def test_loud_remix_is_limited_below_full_scale(model_file):
+    x = np.clip(3 * _signal(16000, 1), -0.99, 0.99)
+    out = _run(StreamingEnhancer(_masker(model_file), 16000, 1, dialogue_gain_db=20, background_gain_db=20),
+               x, [4096] * 20)["output"]
+    assert np.abs(out).max() <= 1.0 and np.abs(out).max() > 0.9
+
+
+def test_latency_is_what_the_stream_says(model_file):
+    stream = MaskStream(_masker(model_file), channels=1, update_frames=8, lookahead_frames=4)
+    out = stream.process(np.zeros((1, 8600)))
+    # the lag is (lookahead + 1) hops right after a model run, (update + lookahead + 1) hops just before the next
+    assert stream.latency == 13 * 200 and 8600 - stream.latency <= out.shape[1] <= 8600 - 5 * 200
+    assert out.shape[1] + stream.flush().shape[1] == 8600
+
+
+@pytest.mark.parametrize("gain, message", [(50, "outside"), (float("nan"), "outside")])
+def test_absurd_gains_are_refused(model_file, gain, message):
+    with pytest.raises(ValueError, match=message):
+        StreamingEnhancer(_masker(model_file), 16000, 1, dialogue_gain_db=gain)
+
+
+def test_nan_samples_are_refused(model_file):
+    enhancer = StreamingEnhancer(_masker(model_file), 16000, 1)
+    bad = np.zeros((100, 1), np.float32)
+    bad[7] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite samples"):
+        enhancer.process(bad)
+
+
+def test_a_model_without_background_is_refused(model_file):
+    with pytest.raises(ValueError, match="every class"):
+        DialogueMasker.load(model_file[0], CLASSES)
+    with pytest.raises(ValueError, match="must be some of them"):
+        DialogueMasker.load(model_file[0], ["music"])
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("suffix, rate, channels", [(".wav", 44100, 2), (".flac", 16000, 1), (".ogg", 22050, 2)])
+def test_command_keeps_rate_channels_length_and_writes_stems(model_file, tmp_path, suffix, rate, channels):
+    source = tmp_path / f"in{suffix}"
+    sf.write(str(source), _signal(rate, channels, seconds=1.7), rate)
+    before = _sha(source)
+    code = enhance_main([str(source), "-o", str(tmp_path / f"out{suffix}"), "--registry", str(model_file[1]),
+                         "--stems", str(tmp_path / "stems"), "--dialogue-gain", "6", "--quiet"])
+    assert code == 0 and _sha(source) == before
+    out, out_rate = sf.read(str(tmp_path / f"out{suffix}"), always_2d=True)
+    assert out_rate == rate and out.shape == (sf.info(str(source)).frames, channels)
+    dialogue = sf.read(str(tmp_path / "stems" / f"in.dialogue{suffix}"), always_2d=True)[0]
+    background = sf.read(str(tmp_path / "stems" / f"in.background{suffix}"), always_2d=True)[0]
+    assert dialogue.shape == background.shape == out.shape
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_command_errors_name_the_problem_and_leave_the_input_alone(model_file, tmp_path, capsys):
+    source = write_wav(tmp_path / "in.wav", tone(1.0, 16000), 16000)
+    before = _sha(source)
+    registry = ["--registry", str(model_file[1]), "--quiet"]
+    assert enhance_main([str(source), "-o", str(source), *registry]) == 2
+    assert "is the input file" in capsys.readouterr().err and _sha(source) == before
+    (tmp_path / "empty.wav").write_bytes(b"")
+    assert enhance_main([str(tmp_path / "empty.wav"), "-o", str(tmp_path / "o.wav"), *registry]) == 2
+    assert "empty.wav: cannot read audio" in capsys.readouterr().err
+    silent = tmp_path / "zero.wav"
+    sf.write(str(silent), np.zeros((0, 1)), 16000)
+    assert enhance_main([str(silent), "-o", str(tmp_path / "o.wav"), *registry]) == 2
+    assert "contains no samples" in capsys.readouterr().err
+    nan = tone(1.0, 16000)
+    nan[100] = np.nan
+    write_wav(tmp_path / "nan.wav", nan, 16000, subtype="FLOAT")
+    assert enhance_main([str(tmp_path / "nan.wav"), "-o", str(tmp_path / "o.wav"), *registry]) == 2
+    assert "NaN" in capsys.readouterr().err and not (tmp_path / "o.wav").exists()
+    assert enhance_main([str(source), "-o", str(tmp_path / "o.wav"), "--dialogue-gain", "60", *registry]) == 2
+    assert "outside" in capsys.readouterr().err
+    assert enhance_main([str(source), "-o", str(tmp_path / "o.wav"), "--model", str(tmp_path / "x.pt"),
+                         *registry]) == 2
+    assert "not in the registry" in capsys.readouterr().err
+    assert enhance_main([str(tmp_path / "missing.wav"), "-o", str(tmp_path / "o.wav"), *registry]) == 2
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_python_dash_m_entry_point(model_file, tmp_path):
+    source = write_wav(tmp_path / "in.wav", tone(0.5, 8000), 8000)
+    done = subprocess.run([sys.executable, "-m", "pipeline.enhance", str(source), "-o", str(tmp_path / "o.wav"),
+                           "--registry", str(model_file[1]), "--quiet"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert sf.info(str(tmp_path / "o.wav")).frames == 4000
