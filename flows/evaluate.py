@@ -1,24 +1,17 @@
-"""Flow `evaluate`: every system on one dataset's test split, scored (BSS-Eval on `workers` processes)."""
+"""Flow `evaluate`: every system on one dataset's test split; scoring fans out as one task per chunk of mixtures."""
 from __future__ import annotations
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
+from flows.runners import stage_fanout
 from pipeline.orchestration import steps
-
-TASK_RUNNER = "threads"  # one task; its BSS-Eval scoring runs its own process pool
-
-
-@task(name="evaluate", cache_policy=NO_CACHE, persist_result=False)
-def evaluate_task(dataset: str, params: str, data: str, models: str, out: str, tables: str, workers: int,
-                  progress: bool) -> dict:
-    return steps.evaluate(dataset, params, data, models, out, tables, workers=workers, progress=progress)
 
 
 @flow(name="evaluate", flow_run_name="evaluate@{dataset}")
 def evaluate_flow(dataset: str, data: str, models: str, out: str, tables: str = "reports/tables",
-                  params: str = "params.yaml", workers: int = 1, progress: bool = False) -> dict:
-    return evaluate_task(dataset, params, data, models, out, tables, workers, progress)
+                  params: str = "params.yaml", workers: int | None = None, progress: bool = False) -> dict:
+    return steps.evaluate(dataset, params, data, models, out, tables, workers=workers or 1, progress=progress,
+                          fanout=stage_fanout(params, workers))
 
 
 FLOW = evaluate_flow

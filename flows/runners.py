@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from prefect import tags, task
 from prefect.cache_policies import NO_CACHE
@@ -15,14 +15,21 @@ from pipeline.orchestration.settings import OrchestrationSettings, load_orchestr
 STAGE_TAG = "dvc-stage"
 
 
-def task_runner(settings: OrchestrationSettings, workers: int | None = None, *, kind: str | None = None) -> TaskRunner:
-    """A Dask cluster when `scheduler_address` is set (prefect-dask), else local threads or processes."""
+def task_runner(settings: OrchestrationSettings, workers: int | None = None, *,
+                fixed: str | None = None) -> TaskRunner:
+    """A Dask cluster when `scheduler_address` is set (prefect-dask), else local threads or processes.
+
+    `fixed="threads"`: flows whose tasks wait on the network or run one process-heavy task themselves (fetch,
+    train, evaluate) always use local threads, never the cluster.
+    """
+    workers = workers or settings.resolved_workers
+    if fixed == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
     if settings.scheduler_address:
         from prefect_dask import DaskTaskRunner
 
         return DaskTaskRunner(address=settings.scheduler_address)
-    workers = workers or settings.resolved_workers
-    if (kind or settings.task_runner) == "threads":
+    if settings.task_runner == "threads":
         return ThreadPoolTaskRunner(max_workers=workers)
     return ProcessPoolTaskRunner(max_workers=workers)
 
@@ -54,7 +61,7 @@ def run_stage_flow(kind: str, **kwargs: Any) -> Any:
     kwargs = {key: str(value) if isinstance(value, Path) else value for key, value in kwargs.items()}
     settings = load_orchestration(kwargs.get("params", "params.yaml"))
     module = importlib.import_module(f"flows.{kind}")
-    runner = task_runner(settings, kwargs.get("workers"), kind=getattr(module, "TASK_RUNNER", None))
+    runner = task_runner(settings, kwargs.get("workers"), fixed=getattr(module, "TASK_RUNNER", None))
     with tags(STAGE_TAG):
         return module.FLOW.with_options(task_runner=runner)(**kwargs)
 
@@ -63,6 +70,3 @@ def stage_fanout(params: str | Path, workers: int | None = None) -> TaskFanout:
     """The fan-out of a stage flow: twice as many parts in flight as the task runner runs at once."""
     settings = load_orchestration(params)
     return TaskFanout(window=2 * (workers or settings.resolved_workers))
-
-
-__all__: Sequence[str] = ("task_runner", "run_part", "TaskFanout", "stage_fanout", "run_stage_flow")

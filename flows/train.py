@@ -6,6 +6,8 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline.orchestration import steps
 
+TASK_RUNNER = "threads"  # one task in this process; several GPUs go through torchrun, not the task runner
+
 
 @task(name="train", cache_policy=NO_CACHE, persist_result=False)
 def train_task(variant: str, params: str, data: str, out: str, reports: str, scratch: str, progress: bool,

@@ -407,6 +407,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def parse_params(raw: Mapping[str, Any]) -> Params:
     """Validate a params mapping (as read from YAML) into `Params`."""
     raw = dict(raw)
+    # `orchestration` says how stages run (task runner, Dask, schedule), never what they produce: it is read by
+    # pipeline.orchestration.settings and is no stage's parameter.
+    raw.pop("orchestration", None)
     profile = raw.get("profile")
     if profile not in PROFILES:
         raise ConfigError(f"profile: got {profile!r}, expected one of {PROFILES}")

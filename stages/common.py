@@ -16,7 +16,7 @@ from pipeline.orchestration.distributed import in_distributed_env
 from pipeline.orchestration.fanout import DaskFanout, ExecutorFanout, Fanout
 from pipeline.orchestration.settings import OrchestrationSettings, load_orchestration, use_prefect
 
-FANNED_OUT = ("prepare", "mix")  # stage kinds with parallel parts (`fanout=`)
+FANNED_OUT = ("prepare", "mix", "evaluate")  # stage kinds with parallel parts (`fanout=`)
 
 
 def parser(description: str) -> argparse.ArgumentParser:

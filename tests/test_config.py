@@ -35,7 +35,7 @@ def test_profile_selects_dataset_sizes():
     (lambda r: r["corpora"]["grid"]["speakers"].update(s9="robot"), "corpora.grid.speakers.s9: got 'robot'"),
     (lambda r: r["corpora"]["grid"].update(split_fractions={"train": 0.5, "valid": 0.1, "test": 0.1}),
      "corpora.grid.split_fractions"),
-    (lambda r: r["datasets"]["d2"]["sizes"].pop("demo"), "datasets.d2.sizes: no sizes for profile 'demo'"),
+    (lambda r: r["datasets"]["d2"]["sizes"].pop("demo"), "datasets.d2.sizes: no entry for profile 'demo'"),
     (lambda r: r["datasets"]["d2"].update(allow_reuse="yes"), "datasets.d2.allow_reuse: got 'yes'"),
 ])
 def test_bad_params_name_the_key(edit, message):

@@ -106,7 +106,7 @@ def prepare_clips(corpus: str, recordings: Sequence[Recording], out_dir: str | P
     by_split = {split: [r for r in recordings if r.split == split] for split in SPLITS}
     bar = tqdm(total=len(recordings), desc=f"prepare {corpus}", unit="file", disable=not progress)
     fanout = fanout or current_fanout()
-    with _decoder(corpus, by_split, audio, workers, fanout, out_dir / DECODED_DIR) as decoded:
+    with _Decoder(corpus, by_split, audio, workers, fanout, out_dir / DECODED_DIR) as decoded:
         for split in by_split:
             with ShardWriter(out_dir / split, schema, prefix="clips", rows_per_group=shards.rows_per_group,
                              groups_per_shard=shards.groups_per_shard, compression=shards.compression,
@@ -180,7 +180,7 @@ def _decode_all(corpus: str, items: Sequence[Recording], audio: AudioConfig,
         yield from zip(batch, pool.map(_decode_one, [(corpus, r, audio) for r in batch], chunksize=CHUNK_RECORDINGS))
 
 
-class _decoder:
+class _Decoder:
     """`decoded(split)` yields (recording, outcome) of a split in order; splits must be asked for in order.
 
     Without a fanout: the local pool, split by split (as before fan-out existed). With one: every batch of every

@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stems", type=Path, metavar="DIR", help="also write <name>.dialogue / .background here")
     parser.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY, help="model registry")
     parser.add_argument("--block-seconds", type=float, default=10.0, help="block size read at a time")
-    parser.add_argument("--update-frames", type=int, default=8, help="STFT frames per model run (latency/cost)")
+    parser.add_argument("--update-frames", type=int, default=16, help="STFT frames per model run (latency/cost)")
     parser.add_argument("--lookahead-frames", type=int, default=4, help="frames of look-ahead (latency/quality)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)

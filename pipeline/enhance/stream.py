@@ -38,7 +38,7 @@ class Enhanced:
 class MaskStream:
     """The dialogue estimate of C channels at the model rate, chunk by chunk."""
 
-    def __init__(self, masker: DialogueMasker, channels: int, update_frames: int = 8, lookahead_frames: int = 4,
+    def __init__(self, masker: DialogueMasker, channels: int, update_frames: int = 16, lookahead_frames: int = 4,
                  n_fft: int = 400, hop: int = 200, max_batch: int = 256):
         if n_fft % hop:
             raise ValueError(f"n_fft {n_fft} must be a multiple of hop {hop}")
@@ -167,7 +167,7 @@ class StreamingEnhancer:
     """
 
     def __init__(self, masker: DialogueMasker, sample_rate: int, channels: int, *, dialogue_gain_db: float = 0.0,
-                 background_gain_db: float = 0.0, update_frames: int = 8, lookahead_frames: int = 4,
+                 background_gain_db: float = 0.0, update_frames: int = 16, lookahead_frames: int = 4,
                  model_rate: int = 8600, limit: bool = True):
         for name, value in (("dialogue gain", dialogue_gain_db), ("background gain", background_gain_db)):
             if not np.isfinite(value) or abs(value) > MAX_GAIN_DB:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
+import shutil
 import time
 import zlib
 from collections import defaultdict
@@ -30,11 +32,13 @@ from pipeline.metrics.separation import score_many, summarise
 from pipeline.models.checkpoint import load_model, pick_device
 from pipeline.models.data import Batch, MixtureSplit
 from pipeline.models.vae import NonNegativeVAE
+from pipeline.orchestration.fanout import Fanout, current_fanout
 from pipeline.shards import write_json
 
 log = logging.getLogger(__name__)
 
 METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdri", "pesq")
+SCORE_CHUNK = 64  # mixtures per scoring task when scoring fans out
 SYSTEM_COLUMNS = ("system", "training", "method", "classes")
 
 
@@ -77,8 +81,14 @@ class Separator:
 
 
 def evaluate_dataset(name: str, params: Params, data_dir: Path, models_dir: Path, out_dir: Path, *,
-                     workers: int = 1, progress: bool = True) -> dict[str, float]:
-    """Evaluate dataset `name`; returns its flat metrics (also written to `out_dir/metrics.json`)."""
+                     workers: int = 1, progress: bool = True, fanout: Fanout | None = None) -> dict[str, float]:
+    """Evaluate dataset `name`; returns its flat metrics (also written to `out_dir/metrics.json`).
+
+    Scoring (BSS-Eval, SI-SDR, PESQ: most of the time) runs on `workers` local processes, or, given a `fanout`
+    (default: the one installed with `use_fanout`), as one task per chunk of `SCORE_CHUNK` mixtures; the scores
+    are the same either way.
+    """
+    fanout = fanout or current_fanout()
     split = MixtureSplit(Path(data_dir) / "test")
     if split.size == 0:
         raise ValueError(f"the test split of {data_dir} is empty; evaluation needs test mixtures")
@@ -103,7 +113,8 @@ def evaluate_dataset(name: str, params: Params, data_dir: Path, models_dir: Path
             limit = (params.evaluate.schedule.inverse_mixtures if system.signal == "inverse"
                      else params.evaluate.schedule.forward_mixtures)
             started = time.perf_counter()
-            frame = _score_system(name, separator, split, limit, speech, workers, examples, progress)
+            scorer = _Scorer(split.sample_rate, workers, fanout, out_dir / ".scoring")
+            frame = _score_system(name, separator, split, limit, speech, scorer, examples, progress)
             timings[system.key] = {"seconds": round(time.perf_counter() - started, 2), "mixtures": int(
                 frame["mixture_id"].nunique())}
             frames.append(frame)
@@ -149,7 +160,7 @@ def _load(models_dir: Path, dataset: str, variant: str, classes: list[str],
 
 
 def _score_system(dataset: str, separator: Separator, split: MixtureSplit, limit: int, speech: list[bool],
-                  workers: int, examples: "_Examples", progress: bool) -> pd.DataFrame:
+                  scorer: "_Scorer", examples: "_Examples", progress: bool) -> pd.DataFrame:
     system = separator.system
     generator = torch.Generator(device=separator.device).manual_seed(
         separator.params.evaluate.seed + zlib.crc32(system.key.encode()))
@@ -172,13 +183,48 @@ def _score_system(dataset: str, separator: Separator, split: MixtureSplit, limit
             correct[mixture_id] = bool(np.array_equal(labels[i] > 0.5, truth[i] > 0.5))
             examples.offer(index + i, system, mixture[i], references[i], estimates[i], truth[i], labels[i])
         index += batch.size
-    frame = score_many(items, split.sample_rate, workers=workers)
+    frame = scorer(items, system.key)
     frame.insert(0, "system", system.key)
     frame.insert(1, "training", system.training)
     frame.insert(2, "method", system.method)
     frame.insert(3, "classes", system.classes)
     frame["labels_correct"] = frame["mixture_id"].map(correct)
     return frame
+
+
+@dataclass(frozen=True)
+class _Scorer:
+    """Scores items locally, or as fan-out tasks that each read a chunk file and write a scores file."""
+
+    sample_rate: int
+    workers: int
+    fanout: Fanout | None
+    scratch: Path
+
+    def __call__(self, items: list, key: str) -> pd.DataFrame:
+        if self.fanout is None:
+            return score_many(items, self.sample_rate, workers=self.workers)
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        jobs = []
+        for number, start in enumerate(range(0, len(items), SCORE_CHUNK)):
+            path = self.scratch / f"{key}-{number:04d}.pkl"
+            path.write_bytes(pickle.dumps(items[start:start + SCORE_CHUNK]))  # our own file, read back below
+            jobs.append((str(path), self.sample_rate))
+        try:
+            parts = list(self.fanout.map(score_chunk_job, jobs, task="score",
+                                         names=[f"{key}-{i}" for i in range(len(jobs))]))
+            return pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True)
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def score_chunk_job(job: tuple[str, int]) -> str:
+    """Fan-out task: score the items pickled at job[0]; write and return the path of their scores (Parquet)."""
+    path, sample_rate = Path(job[0]), job[1]
+    frame = score_many(pickle.loads(path.read_bytes()), sample_rate, workers=1)
+    out = path.with_suffix(".parquet")
+    frame.to_parquet(out, index=False)
+    return str(out)
 
 
 def _take(batch: Batch, count: int) -> Batch:

@@ -5,8 +5,11 @@ no DVC stage depends on it. Every key is optional; a params file without the sec
 """
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -14,6 +17,8 @@ from typing import Any, Mapping
 import yaml
 
 from pipeline.config import ConfigError, _build, _check
+
+log = logging.getLogger(__name__)
 
 TASK_RUNNERS = ("threads", "processes")
 PREFECT_MODES = ("auto", "always", "never")
@@ -93,7 +98,8 @@ def prefect_api_url() -> str | None:
 
 
 def use_prefect() -> bool:
-    """Whether a stage runs as a Prefect flow: `PIPELINE_PREFECT=auto` (default) when an API is configured.
+    """Whether a stage runs as a Prefect flow. `PIPELINE_PREFECT=auto` (default): when an API is configured and
+    answers (a configured but stopped server gives a warning and a plain run, not a failed stage).
 
     `always` runs flows even without a server (Prefect then starts a temporary server in every stage process:
     measured 17-27 s per stage on a 2-core machine); `never` never imports Prefect.
@@ -101,4 +107,24 @@ def use_prefect() -> bool:
     mode = os.environ.get(PREFECT_ENV, "auto").strip().lower() or "auto"
     if mode not in PREFECT_MODES:
         raise ConfigError(f"{PREFECT_ENV}: got {mode!r}, expected one of {PREFECT_MODES}")
-    return mode == "always" or (mode == "auto" and prefect_api_url() is not None)
+    if mode != "auto":
+        return mode == "always"
+    url = prefect_api_url()
+    if url is None:
+        return False
+    if not api_reachable(url):
+        log.warning("Prefect API %s does not answer; running without Prefect (start it with `prefect server "
+                    "start`, or unset PREFECT_API_URL)", url)
+        return False
+    return True
+
+
+def api_reachable(url: str, timeout_s: float = 3.0) -> bool:
+    """Whether anything answers HTTP at `<url>/health` (any status counts: Prefect Cloud wants a key)."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False

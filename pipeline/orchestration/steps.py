@@ -78,7 +78,8 @@ def train(variant: str, params: str | Path, data: str | Path, out: str | Path, r
 
 
 def evaluate(dataset: str, params: str | Path, data: str | Path, models: str | Path, out: str | Path,
-             tables: str | Path, *, workers: int = 1, progress: bool = True) -> dict[str, float]:
+             tables: str | Path, *, workers: int = 1, progress: bool = True,
+             fanout: Fanout | None = None) -> dict[str, float]:
     """Separate and score the test split of `dataset` with every system; write its tables."""
     import pandas as pd
 
@@ -87,7 +88,7 @@ def evaluate(dataset: str, params: str | Path, data: str | Path, models: str | P
 
     parsed = load_pipeline_params(params)
     metrics = evaluate_dataset(dataset, parsed, Path(data), Path(models), Path(out), workers=workers,
-                               progress=progress)
+                               progress=progress, fanout=fanout)
     write_tables(dataset, parsed, pd.read_parquet(Path(out) / "scores.parquet"), Path(tables))
     return metrics
 

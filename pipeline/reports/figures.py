@@ -34,7 +34,7 @@ OFF_AXIS = {"sar": (MIXTURE,)}
 def profile_note(profile: str) -> str:
     """The subtitle every figure and page carries: which data the numbers come from."""
     if profile == "demo":
-        return "profile demo: demo corpus (synthetic) — not the paper's data"
+        return "profile demo: synthetic demo corpus — not a reproduction of the paper"
     return f"profile {profile}: the paper's corpora"
 
 

@@ -21,17 +21,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Params
+from pipeline.reports.figures import profile_note
 
 # The paper's dataset names and ours.
 D1, D2, D3, D4 = "d1", "d2", "d3", "d4"
 COLUMNS = {"claim": "claim", "paper": "paper", "ours": "ours", "key": "our system / key", "note": "note"}
 
 
-def profile_banner(profile: str) -> str:
-    """One line that says where the numbers come from."""
-    if profile == "demo":
-        return "profile demo: synthetic demo corpus — not a reproduction"
-    return f"profile {profile}: the paper's corpora"
+profile_banner = profile_note  # one line that says where the numbers come from
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,14 @@ def repo_params_raw() -> dict[str, Any]:
     return copy.deepcopy(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()))
 
 
+def with_datasets(raw: dict[str, Any], datasets: dict[str, Any]) -> dict[str, Any]:
+    """Replace the datasets of a params mapping; variants and evaluation settings of the old ones are dropped."""
+    raw["datasets"] = datasets
+    raw["variants"] = {k: v for k, v in raw.get("variants", {}).items() if v["dataset"] in datasets}
+    raw["evaluate"]["datasets"] = {k: v for k, v in raw["evaluate"]["datasets"].items() if k in datasets}
+    return raw
+
+
 def tiny_params(**overrides: Any) -> Params:
     """The repository's params with tiny dataset sizes and small shards, then `overrides` (top-level sections)."""
     raw = repo_params_raw()

@@ -10,7 +10,7 @@ from pipeline.config import Params, parse_params
 from pipeline.corpora.prepare import prepare_clips
 from pipeline.corpora.sc09 import list_sc09
 from pipeline.mixing.build import build_dataset
-from pipeline.testing.audio import repo_params_raw, write_sc09_layout
+from pipeline.testing.audio import repo_params_raw, with_datasets, write_sc09_layout
 
 DIGITS = ("zero", "one", "two")
 
@@ -20,11 +20,11 @@ def tiny_training_raw(**train: Any) -> dict[str, Any]:
     raw = repo_params_raw()
     raw["shards"] = {"rows_per_group": 8, "groups_per_shard": 2, "compression": "zstd"}
     raw["corpora"]["sc09"]["digits"] = list(DIGITS)
-    raw["datasets"] = {"dt": {
+    with_datasets(raw, {"dt": {
         "classes": {d: [{"corpus": "sc09", "labels": [d]}] for d in DIGITS},
         "mixture_sizes": {2: 1.0}, "source_gain_db": [0.0, 0.0], "max_peak": 0.99, "allow_reuse": True, "seed": 5,
         "sizes": {"demo": {"train": 24, "valid": 8, "test": 8}, "paper": {"train": 24, "valid": 8, "test": 8}},
-    }}
+    }})
     raw["model"] = {"filters": [8, 8, 16], "kernel": 4, "stride": 2, "hidden": 32, "latent": 4}
     raw["train"].update({"batch_size": 8, "device": "cpu", "cache_mb": 64, "shuffle_groups": 2,
                          "schedule": {"demo": {"max_steps": 12, "validate_every": 3},

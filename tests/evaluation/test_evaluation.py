@@ -77,3 +77,15 @@ def test_missing_model_is_named(evaluated, tmp_path):
     params, root, _ = evaluated
     with pytest.raises(FileNotFoundError, match=r"dt-class/model\.pt not found"):
         evaluate_dataset("dt", params, root / "dt", tmp_path / "nothing", tmp_path / "out", progress=False)
+
+
+def test_scores_are_the_same_when_scoring_fans_out(evaluated, tmp_path):
+    from pipeline.orchestration.fanout import ExecutorFanout
+
+    params, root, metrics = evaluated
+    fanned = evaluate_dataset("dt", params, root / "dt", root / "models", tmp_path / "fanned", workers=1,
+                              progress=False, fanout=ExecutorFanout("processes", 2))
+    assert fanned == metrics
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "fanned" / "scores.parquet"),
+                                  pd.read_parquet(root / "evaluation" / "scores.parquet"))
+    assert not (tmp_path / "fanned" / ".scoring").exists()

@@ -10,7 +10,7 @@ from pipeline.corpora.sc09 import list_sc09
 from pipeline.mixing.build import build_dataset
 from pipeline.mixing.plan import NotEnoughClipsError
 from pipeline.shards import audio_matrix, read_manifest, shard_paths
-from pipeline.testing.audio import repo_params_raw, write_sc09_layout
+from pipeline.testing.audio import repo_params_raw, with_datasets, write_sc09_layout
 
 DIGITS = ("zero", "one", "two")
 
@@ -25,8 +25,7 @@ def _params(**dataset):
         "seed": 7, "sizes": {"demo": {"train": 12, "valid": 3, "test": 3}, "paper": {"train": 1, "valid": 1, "test": 1}},
     }
     spec.update(dataset)
-    raw["datasets"] = {"dx": spec}
-    return parse_params(raw)
+    return parse_params(with_datasets(raw, {"dx": spec}))
 
 
 @pytest.fixture(scope="module")

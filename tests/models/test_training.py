@@ -140,6 +140,7 @@ def test_dataset_with_other_classes_is_refused(tiny, tmp_path):
     raw = tiny_training_raw()
     raw["datasets"]["dt"]["classes"] = {"zero": raw["datasets"]["dt"]["classes"]["zero"],
                                         "two": raw["datasets"]["dt"]["classes"]["two"]}
+    raw["evaluate"]["datasets"]["dt"]["speech"] = ["zero"]
     with pytest.raises(ValueError, match=r"classes \['zero', 'one', 'two'\].*\['zero', 'two'\].*mix@dt"):
         train_variant("dt-source", parse_params(raw), data, tmp_path / "m", tmp_path / "r", tmp_path / "s")
 

@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError
+from pipeline.orchestration import settings as settings_module
 from pipeline.orchestration.settings import load_orchestration, parse_orchestration, prefect_api_url, use_prefect
 from pipeline.orchestration.steps import load_pipeline_params
 from pipeline.testing.audio import repo_params_raw
@@ -29,7 +30,8 @@ def test_the_section_is_read_from_params_and_ignored_by_the_pipeline_parameters(
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     settings = load_orchestration(tmp_path / "params.yaml")
     assert settings.workers == 3 and settings.scheduler_address == "tcp://10.0.0.1:8786"
-    assert settings.rebuild.cron == "*/30 * * * *" and settings.rebuild.dvc_push and settings.rebuild.remote == "s3store"
+    assert settings.rebuild.cron == "*/30 * * * *" and settings.rebuild.dvc_push
+    assert settings.rebuild.remote == "s3store"
     assert load_pipeline_params(tmp_path / "params.yaml").profile == raw["profile"]
     assert load_orchestration(tmp_path / "missing.yaml") == parse_orchestration(None)
 
@@ -41,13 +43,16 @@ def test_prefect_is_used_only_when_an_api_is_configured(tmp_path, monkeypatch):
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
     assert prefect_api_url() is None and not use_prefect()
     (tmp_path / "profiles.toml").write_text('active = "local"\n[profiles.local]\n'
-                                            'PREFECT_API_URL = "http://127.0.0.1:4200/api"\n')
-    assert prefect_api_url() == "http://127.0.0.1:4200/api" and use_prefect()
+                                            'PREFECT_API_URL = "http://127.0.0.1:9/api"\n')
+    assert prefect_api_url() == "http://127.0.0.1:9/api"
+    assert not use_prefect()  # configured but nothing answers: a plain run (with a warning), not a failed stage
+    monkeypatch.setattr(settings_module, "api_reachable", lambda url: True)
+    assert use_prefect()
     monkeypatch.setenv("PREFECT_API_URL", "")  # an empty variable switches the profile's server off
     assert not use_prefect()
     monkeypatch.setenv("PIPELINE_PREFECT", "always")
     assert use_prefect()
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     monkeypatch.setenv("PIPELINE_PREFECT", "never")
     assert not use_prefect()
     monkeypatch.setenv("PIPELINE_PREFECT", "sometimes")
