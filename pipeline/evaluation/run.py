@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.config import Params
-from pipeline.evaluation.systems import REFERENCE, System, systems_for
+from pipeline.evaluation.systems import System, systems_for
 from pipeline.features.stft import stft
 from pipeline.features.wiener import wiener_separate
 from pipeline.inference.forward import forward_separate

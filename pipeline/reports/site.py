@@ -28,7 +28,7 @@ import soundfile as sf
 
 from pipeline.config import Params
 from pipeline.reports import html as H
-from pipeline.reports.figures import FIGURES, MIXTURE, ORACLE, log_spectrogram, paper_figure, profile_note, \
+from pipeline.reports.figures import FIGURES, ORACLE, log_spectrogram, paper_figure, profile_note, \
     save_spectrogram, system_label
 from pipeline.reports.paper import compare_with_paper, profile_banner, trained_variants, write_comparison
 

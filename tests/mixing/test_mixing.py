@@ -9,7 +9,7 @@ from pipeline.corpora.prepare import prepare_clips
 from pipeline.corpora.sc09 import list_sc09
 from pipeline.mixing.build import build_dataset
 from pipeline.mixing.plan import NotEnoughClipsError
-from pipeline.shards import audio_matrix, read_manifest, shard_paths
+from pipeline.shards import read_manifest, shard_paths
 from pipeline.testing.audio import repo_params_raw, with_datasets, write_sc09_layout
 
 DIGITS = ("zero", "one", "two")

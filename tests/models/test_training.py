@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from pipeline.config import parse_params
 from pipeline.models import objective as objective_module

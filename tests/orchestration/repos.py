@@ -2,6 +2,7 @@
 from a parameter, and a local-directory DVC remote."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -59,3 +60,14 @@ def make_repo(root: Path, remote: Path, value: int = 1) -> Path:
 
 def ran_stages(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def write_training_reports(reports: Path) -> Path:
+    """One variant's training summary and curve, as the train stage writes them (input of training_summary)."""
+    reports.mkdir(parents=True)
+    (reports / "v.json").write_text(json.dumps({"best_step": 3, "steps": 3, "stopped_by": "max_steps",
+                                                "best_valid_reconstruction": 1.0, "mixtures_per_second": 1.0,
+                                                "train_seconds": 1.0, "device": "cpu"}))
+    (reports / "v.csv").write_text("step,epoch,train_loss,valid_loss,valid_reconstruction,valid_kl,"
+                                   "valid_classification,seconds\n3,0,2.0,1.5,1.0,0.1,0.5,1.0\n")
+    return reports

@@ -3,7 +3,6 @@ Prefect; the rebuild summary table."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pipeline.orchestration.dvc import ran_stages, summary_markdown
 from pipeline.orchestration.fanout import ExecutorFanout, InlineFanout, use_fanout
 from pipeline.testing.audio import REPO_ROOT, write_sc09_layout
 from pipeline.testing.datasets import DIGITS, tiny_training_raw
+from tests.orchestration.repos import write_training_reports
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -47,13 +47,7 @@ def test_prepare_and_mix_are_byte_identical_inline_threaded_and_in_processes(tmp
 
 
 def test_a_stage_without_a_prefect_server_does_not_import_prefect(tmp_path):
-    reports = tmp_path / "training"
-    reports.mkdir()
-    (reports / "v.json").write_text(json.dumps({"best_step": 3, "steps": 3, "stopped_by": "max_steps",
-                                                "best_valid_reconstruction": 1.0, "mixtures_per_second": 1.0,
-                                                "train_seconds": 1.0, "device": "cpu"}))
-    (reports / "v.csv").write_text("step,epoch,train_loss,valid_loss,valid_reconstruction,valid_kl,"
-                                   "valid_classification,seconds\n3,0,2.0,1.5,1.0,0.1,0.5,1.0\n")
+    reports = write_training_reports(tmp_path / "training")
     code = ("import runpy, sys; sys.argv = ['stages.training_summary', '--reports', sys.argv[1], '--summary', "
             "sys.argv[2], '--curves', sys.argv[3]]; runpy.run_module('stages.training_summary', run_name='__main__');"
             " print('PREFECT' if 'prefect' in sys.modules else 'NO-PREFECT')")

@@ -4,7 +4,6 @@ test (one process vs a local Dask cluster of 2 workers), a DVC stage reporting i
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from flows.rebuild import ARTIFACT_KEY  # noqa: E402
 from flows.runners import STAGE_TAG, run_stage_flow  # noqa: E402
+from tests.orchestration.repos import write_training_reports
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +107,7 @@ def test_downloads_are_tasks_retried_with_back_off_and_the_recipe_reuses_them(ap
 
 
 def test_a_dvc_stage_reports_its_flow_run_when_a_server_is_configured(api_url, tmp_path):
-    reports = tmp_path / "training"
-    reports.mkdir()
-    (reports / "v.json").write_text(json.dumps({"best_step": 3, "steps": 3, "stopped_by": "max_steps",
-                                                "best_valid_reconstruction": 1.0, "mixtures_per_second": 1.0,
-                                                "train_seconds": 1.0, "device": "cpu"}))
-    (reports / "v.csv").write_text("step,epoch,train_loss,valid_loss,valid_reconstruction,valid_kl,"
-                                   "valid_classification,seconds\n3,0,2.0,1.5,1.0,0.1,0.5,1.0\n")
+    reports = write_training_reports(tmp_path / "training")
     done = subprocess.run([sys.executable, "-m", "stages.training_summary", "--reports", str(reports),
                            "--summary", str(tmp_path / "summary.md"), "--curves", str(tmp_path / "curves.png")],
                           cwd=REPO_ROOT, env=_env(api_url), capture_output=True, text=True, timeout=240)

@@ -17,7 +17,7 @@ from pipeline.reports import html as H
 from pipeline.reports.figures import MIXTURE, Row, axis_limits, log_spectrogram, system_label, violin_figure
 from pipeline.reports.paper import paired_median_gain
 from pipeline.reports.site import build_report, demo_systems
-from tests.reports.conftest import report_params, write_fake_evaluation
+from tests.reports.conftest import report_params
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("fig3_d1_bss_eval.png", "fig5_d4_si_snri.png", "fig6_d3_pesq.png")
