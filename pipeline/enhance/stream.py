@@ -225,9 +225,10 @@ class StreamingEnhancer:
         x, d = self.original[:n], self.dialogue[:n]
         self.original, self.dialogue = self.original[n:], self.dialogue[n:]
         background = x - d
-        out = self.dialogue_gain * d + self.background_gain * background
         if self.dialogue_gain == 1.0 and self.background_gain == 1.0:
             out = x.copy()  # exactly the input, not x - d + d
+        else:
+            out = self.dialogue_gain * d + self.background_gain * background
         if self.limiter is not None:
             out = self.limiter(out)
         return Enhanced(out, d, background)
