@@ -256,6 +256,9 @@ class Schedule:
         _check(self.validate_every > 0, "validate_every", self.validate_every, "a positive integer")
 
 
+PRECISIONS = ("fp32", "bf16")  # training matmuls: float32, or bfloat16 autocast (mixed precision)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     beta: float
@@ -268,6 +271,7 @@ class TrainConfig:
     cache_mb: int
     shuffle_groups: int
     schedule: Schedule  # already resolved for the active profile
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _check(self.beta >= 0, "beta", self.beta, ">= 0")
@@ -275,6 +279,7 @@ class TrainConfig:
         _check(self.batch_size > 0, "batch_size", self.batch_size, "a positive integer")
         _check(self.patience > 0, "patience", self.patience, "a positive integer")
         _check(self.shuffle_groups > 0, "shuffle_groups", self.shuffle_groups, "a positive integer")
+        _check(self.precision in PRECISIONS, "precision", self.precision, " or ".join(PRECISIONS))
         _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "device",
                self.device, "auto, cpu, cuda or cuda:N")
 

@@ -37,6 +37,7 @@ def test_profile_selects_dataset_sizes():
      "corpora.grid.split_fractions"),
     (lambda r: r["datasets"]["d2"]["sizes"].pop("demo"), "datasets.d2.sizes: no entry for profile 'demo'"),
     (lambda r: r["datasets"]["d2"].update(allow_reuse="yes"), "datasets.d2.allow_reuse: got 'yes'"),
+    (lambda r: r["train"].update(precision="fp16"), "train.precision: got 'fp16', expected fp32 or bf16"),
 ])
 def test_bad_params_name_the_key(edit, message):
     raw = repo_params_raw()

@@ -7,6 +7,9 @@
 - supervision `class`: only labels are known; D_GKL(x ‖ Σ_k h_k ŝ_k) with h the labels.
 - plus β · KL(q(z|x) ‖ N(0, I)) for the present classes' latents (not for the AE ablation), and the binary
   cross-entropy of the encoder's class head, so forward inference can estimate labels.
+
+`precision: bf16` runs the network under bfloat16 autocast (its matmuls in bfloat16, accumulated in float32);
+the STFT, the losses and everything after the network stay float32.
 """
 from __future__ import annotations
 
@@ -30,6 +33,11 @@ class Objective:
     beta: float
     class_weight: float
     stft: StftConfig
+    precision: str = "fp32"
+
+    def network_precision(self, device: torch.device):
+        """The context the network runs in: bfloat16 autocast for `bf16`, plain float32 otherwise."""
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
 
 @dataclass(frozen=True)
@@ -55,10 +63,14 @@ def compute(model: NonNegativeVAE, batch: Batch, objective: Objective,
     spectrum = stft(batch.mixture, objective.stft)                      # (B, T, F) complex
     magnitude = spectrum.abs()
     pairs = Pairs.from_labels(batch.labels)
-    hidden = model.encoder.hidden(magnitude)
-    mu, logvar = model.encoder.pair_latents(hidden, pairs)
-    logits = model.encoder.class_logits(hidden)
-    estimates = model.decode(model.sample(mu, logvar, generator), pairs)  # (N, T, F)
+    with objective.network_precision(magnitude.device):
+        hidden = model.encoder.hidden(magnitude)
+        mu, logvar = model.encoder.pair_latents(hidden, pairs)
+        logits = model.encoder.class_logits(hidden)
+    mu, logvar, logits = mu.float(), logvar.float(), logits.float()  # no-ops in fp32
+    latents = model.sample(mu, logvar, generator)
+    with objective.network_precision(magnitude.device):
+        estimates = model.decode(latents, pairs).float()                 # (N, T, F)
 
     if objective.supervision == "class":
         reconstruction = losses.generalized_kl(magnitude, pairs.sum_per_mixture(estimates, b))

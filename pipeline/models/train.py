@@ -108,7 +108,7 @@ def resolve_setup(name: str, params: Params, classes: list[str], clip_samples: i
                        latent=model.latent, variational=variant.model == "vae")
     objective = Objective(supervision=variant.supervision, loss=variant.loss,
                           beta=variant.beta if variant.beta is not None else train.beta,
-                          class_weight=train.class_loss_weight, stft=params.stft)
+                          class_weight=train.class_loss_weight, stft=params.stft, precision=train.precision)
     return TrainingSetup(name=name, dataset=variant.dataset, shape=shape, objective=objective,
                          batch_size=train.batch_size, learning_rate=train.learning_rate,
                          patience=variant.patience or train.patience, max_steps=train.schedule.max_steps,

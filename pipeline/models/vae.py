@@ -85,28 +85,37 @@ class TimeConv(nn.Module):
 
 
 class TimeConvTranspose(nn.Module):
-    """ConvTranspose1d over time in the (B, T, C) layout: a matmul, then overlap-add of the k taps.
+    """ConvTranspose1d over time in the (B, T, C) layout: (B, T, Cin) -> (B, T', Cout), T' = `frames_out`.
 
-    (B, T, Cin) -> (B, T', Cout) with T' = `frames_out` (output padding is the zero-filled tail).
+    Computed in polyphase form, one matmul and no scatter: output frame stride·m + p sums tap p + stride·i of
+    input frame m − i, so each group of `stride` output frames is a linear map of the n = ceil(kernel / stride)
+    input frames ending at m. Frames past the full length (output padding) hold the bias, as in ConvTranspose1d.
     """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, frames_out: int):
         super().__init__()
         self.c_out, self.kernel, self.stride, self.frames_out = c_out, kernel, stride, frames_out
-        self.linear = nn.Linear(c_in, kernel * c_out, bias=False)
-        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.lags = -(-kernel // stride)
+        self.weight = nn.Parameter(torch.empty(kernel, c_out, c_in))  # tap j: (Cout, Cin)
+        self.bias = nn.Parameter(torch.empty(c_out))
         bound = 1.0 / (c_out * kernel) ** 0.5  # ConvTranspose1d's default init: fan-in = c_out * kernel
-        nn.init.uniform_(self.linear.weight, -bound, bound)
+        nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
+    def polyphase_weight(self) -> torch.Tensor:
+        """(stride·Cout, Cin·lags): row p·Cout + o, column c·lags + q holds tap (lags − 1 − q)·stride + p."""
+        n, s = self.lags, self.stride
+        taps = F.pad(self.weight, (0, 0, 0, 0, 0, n * s - self.kernel))  # zero taps up to n·s
+        blocks = taps.view(n, s, self.c_out, -1).flip(0)                   # (q, p, Cout, Cin)
+        return blocks.permute(1, 2, 3, 0).reshape(s * self.c_out, -1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t_in, _ = x.shape
-        taps = self.linear(x).view(b, t_in, self.kernel, self.c_out)
-        span = self.stride * (t_in - 1) + 1
-        out = self.bias.expand(b, self.frames_out, self.c_out).clone()
-        for j in range(self.kernel):  # tap j of input frame t lands on output frame stride * t + j
-            out[:, j:j + span:self.stride] += taps[:, :, j]
-        return out
+        b, t_in, c_in = x.shape
+        groups = -(-self.frames_out // self.stride)
+        padded = F.pad(x, (0, 0, self.lags - 1, max(0, groups - t_in)))
+        windows = padded.unfold(1, self.lags, 1)[:, :groups].reshape(b, groups, c_in * self.lags)
+        out = F.linear(windows, self.polyphase_weight(), self.bias.repeat(self.stride))
+        return out.view(b, groups * self.stride, self.c_out)[:, :self.frames_out]
 
 
 def _block(layer: nn.Module, channels: int) -> nn.Sequential:

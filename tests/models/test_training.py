@@ -40,14 +40,15 @@ def test_batches_are_deterministic_and_complete(tiny):
     assert torch.equal(batch.labels, (batch.sources.abs().amax(dim=2) > 0).float())
 
 
-@pytest.mark.parametrize("variant, loss", [("dt-source", "mag-kl"), ("dt-source", "mag-mse"), ("dt-class", "mag-kl"),
-                                           ("dt-ae", "mag-kl"), ("dt-wave", "wave-mse"), ("dt-wave", "wave-snr"),
-                                           ("dt-wave", "wave-sisnr")])
-def test_each_supervision_and_loss_reduces_its_loss(tiny, variant, loss):
+@pytest.mark.parametrize("variant, loss, precision", [
+    ("dt-source", "mag-kl", "fp32"), ("dt-source", "mag-mse", "fp32"), ("dt-class", "mag-kl", "fp32"),
+    ("dt-ae", "mag-kl", "fp32"), ("dt-wave", "wave-mse", "fp32"), ("dt-wave", "wave-snr", "fp32"),
+    ("dt-wave", "wave-sisnr", "fp32"), ("dt-class", "mag-kl", "bf16"), ("dt-source", "wave-sisnr", "bf16")])
+def test_each_supervision_and_loss_reduces_its_loss(tiny, variant, loss, precision):
     params, data = tiny
     batch = next(iter(MixtureSplit(data / "train").batches(16, shuffle=False)))
     setup = resolve_setup(variant, params, ["zero", "one", "two"], 8600)
-    objective = objective_module.Objective(setup.objective.supervision, loss, 1.0, 1.0, params.stft)
+    objective = objective_module.Objective(setup.objective.supervision, loss, 1.0, 1.0, params.stft, precision)
     model = build_model(setup.shape, seed=0).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
@@ -59,6 +60,23 @@ def test_each_supervision_and_loss_reduces_its_loss(tiny, variant, loss):
         optimizer.step()
         history.append(terms.reconstruction.item())
     assert sum(history[-5:]) / 5 < sum(history[:5]) / 5
+
+
+def test_bf16_runs_the_network_in_bfloat16_and_keeps_weights_and_losses_float32(tiny):
+    params, data = tiny
+    batch = next(iter(MixtureSplit(data / "train").batches(16, shuffle=False)))
+    setup = resolve_setup("dt-class", params, ["zero", "one", "two"], 8600)
+    model = build_model(setup.shape, seed=0).train()
+    seen = []
+    model.decoders[0].deconv[-1].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    fp32, bf16 = (compute(model, batch, objective_module.Objective("class", "mag-kl", 1.0, 1.0, params.stft, p),
+                          torch.Generator().manual_seed(0)) for p in ("fp32", "bf16"))
+    assert seen == [torch.float32, torch.bfloat16]
+    assert bf16.total.dtype == torch.float32
+    assert abs(bf16.total.item() - fp32.total.item()) < 0.02 * abs(fp32.total.item())  # same objective, rounded
+    bf16.total.backward()
+    assert all(p.grad is None or (p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all())
+               for p in model.parameters())
 
 
 def _train_cli(root: Path, out: str, env: dict | None = None) -> subprocess.CompletedProcess:

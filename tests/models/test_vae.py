@@ -65,12 +65,12 @@ def test_time_conv_equals_conv1d():
     assert torch.allclose(ours(x.transpose(1, 2)), conv(x).transpose(1, 2), atol=1e-5)
 
 
-@pytest.mark.parametrize("t_in, t_out", [(9, 21), (21, 44)])
-def test_time_conv_transpose_equals_conv_transpose1d(t_in, t_out):
-    conv = nn.ConvTranspose1d(6, 5, 4, 2, output_padding=t_out - ((t_in - 1) * 2 + 4))
-    ours = TimeConvTranspose(6, 5, 4, 2, t_out)
-    with torch.no_grad():  # ConvTranspose1d weight (in, out, k) -> our linear producing (k, out) per frame
-        ours.linear.weight.copy_(conv.weight.permute(2, 1, 0).reshape(4 * 5, 6))
+@pytest.mark.parametrize("t_in, t_out, kernel, stride", [(9, 21, 4, 2), (21, 44, 4, 2), (7, 16, 3, 2), (5, 17, 5, 3)])
+def test_time_conv_transpose_equals_conv_transpose1d(t_in, t_out, kernel, stride):
+    conv = nn.ConvTranspose1d(6, 5, kernel, stride, output_padding=t_out - ((t_in - 1) * stride + kernel))
+    ours = TimeConvTranspose(6, 5, kernel, stride, t_out)
+    with torch.no_grad():  # ConvTranspose1d weight (in, out, k) -> our taps (k, out, in)
+        ours.weight.copy_(conv.weight.permute(2, 1, 0))
         ours.bias.copy_(conv.bias)
     x = torch.randn(3, 6, t_in)
     assert torch.allclose(ours(x.transpose(1, 2)), conv(x).transpose(1, 2), atol=1e-5)
