@@ -2,23 +2,29 @@
 latent 128, two classes present per mixture, K = 5 and K = 10 classes; full steps (STFT, encoder, the decoders
 of the present classes, loss, backward, Adam).
 
-Three implementations are timed in interleaved rounds, so that a noisy machine slows them alike:
+Three implementations are timed:
 - `reference`: the straightforward torch.nn implementation (benchmarks/reference_vae.py), one decoder per
   class run on that class's samples: the yardstick the issue's target is set against;
 - `pipeline fp32`: the pipeline's model and objective, float32 (the default, `train.precision: fp32`);
 - `pipeline bf16`: the same under bfloat16 autocast (`train.precision: bf16`).
-Each figure is the best and the median step over all rounds: shared machines are noisy, the best step is
+Each run is its own process that trains one model, as a training stage does (with the same CPU runtime
+settings, `pipeline.models.device.pick_device`); runs of the three alternate for several rounds, so that a
+noisy machine slows them alike. Each figure is the best and the median step over all rounds: the best step is
 the machine's capability, the median what a long run sees.
 
 Usage (from the repository root):
     ./run.sh python -m benchmarks.bench_training                  # CPU, 2 threads
     ./run.sh python -m benchmarks.bench_training --device cuda    # on a GPU machine
     ./run.sh python -m benchmarks.bench_training --quick
+    ./run.sh python -m benchmarks.bench_training --malloc-default   # without keeping freed memory (A/B)
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
 from typing import Callable
 
@@ -27,11 +33,13 @@ import torch
 from benchmarks.reference_vae import ReferenceVAE
 from pipeline.config import StftConfig
 from pipeline.models.data import Batch
+from pipeline.models.device import keep_freed_memory
 from pipeline.models.objective import Objective, compute
 from pipeline.models.train import build_model
 from pipeline.models.vae import ModelShape
 
 BATCH = 100
+IMPLEMENTATIONS = ("reference", "pipeline fp32", "pipeline bf16")
 
 
 def synthetic_batch(classes: int, batch: int, device: torch.device, seed: int = 0) -> Batch:
@@ -43,27 +51,32 @@ def synthetic_batch(classes: int, batch: int, device: torch.device, seed: int = 
     return Batch(sources.sum(dim=1), labels, sources).to(device)
 
 
-def training_steps(classes: int, device: torch.device) -> dict[str, Callable[[], None]]:
-    """One full training step per implementation, each with its own model and optimiser."""
+def training_steps(classes: int, device: torch.device, only: str | None = None) -> dict[str, Callable[[], None]]:
+    """One full training step per implementation (or only the one named), each with its own model and optimiser."""
     batch = synthetic_batch(classes, BATCH, device)
     stft = StftConfig()
     steps = {}
+    if only in (None, "reference"):
+        steps["reference"] = _reference_step(classes, device, batch, stft)
+    for precision in ("fp32", "bf16"):
+        if only in (None, f"pipeline {precision}"):
+            steps[f"pipeline {precision}"] = _pipeline_step(classes, device, batch, Objective(
+                "class", "mag-kl", beta=10.0, class_weight=1.0, stft=stft, precision=precision))
+    return steps
 
+
+def _reference_step(classes: int, device: torch.device, batch: Batch, stft: StftConfig) -> Callable[[], None]:
     torch.manual_seed(0)
     reference = ReferenceVAE(ModelShape(num_classes=classes)).to(device).train()
-    reference_optimizer = torch.optim.Adam(reference.parameters(), fused=True)
+    optimizer = torch.optim.Adam(reference.parameters(), fused=True)
 
-    def reference_step() -> None:
+    def step() -> None:
         loss = reference.loss(batch, stft, beta=10.0)
-        reference_optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        reference_optimizer.step()
+        optimizer.step()
 
-    steps["reference"] = reference_step
-    for precision in ("fp32", "bf16"):
-        steps[f"pipeline {precision}"] = _pipeline_step(classes, device, batch, Objective(
-            "class", "mag-kl", beta=10.0, class_weight=1.0, stft=stft, precision=precision))
-    return steps
+    return step
 
 
 def _pipeline_step(classes: int, device: torch.device, batch: Batch, objective: Objective) -> Callable[[], None]:
@@ -80,25 +93,37 @@ def _pipeline_step(classes: int, device: torch.device, batch: Batch, objective: 
     return step
 
 
-def measure(steps: dict[str, Callable[[], None]], device: torch.device, rounds: int,
-            steps_per_round: int) -> dict[str, tuple[float, float]]:
-    """(best, median) mixtures/s per implementation, rounds interleaved."""
+def run_worker(name: str, classes: int, device: torch.device, steps: int) -> list[float]:
+    """Seconds per step of one implementation in this process, after a warm-up (allocations, kernel choice)."""
+    step = training_steps(classes, device, only=name)[name]
+
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for step in steps.values():  # warm-up: allocations, kernel selection
-        for _ in range(3):
-            step()
-    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(3):
+        step()
+    seconds = []
+    for _ in range(steps):
+        sync()
+        began = time.perf_counter()
+        step()
+        sync()
+        seconds.append(time.perf_counter() - began)
+    return seconds
+
+
+def measure(classes: int, args: argparse.Namespace, rounds: int, steps: int) -> dict[str, tuple[float, float]]:
+    """(best, median) mixtures/s per implementation; each run a fresh process, runs alternating over rounds."""
+    seconds: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
     for _ in range(rounds):
-        for name, step in steps.items():
-            for _ in range(steps_per_round):
-                sync()
-                began = time.perf_counter()
-                step()
-                sync()
-                seconds[name].append(time.perf_counter() - began)
+        for name in IMPLEMENTATIONS:
+            command = [sys.executable, "-m", "benchmarks.bench_training", "--worker", name, "--classes", str(classes),
+                       "--steps", str(steps), "--device", args.device, "--threads", str(args.threads)]
+            if args.malloc_default:
+                command.append("--malloc-default")
+            result = subprocess.run(command, check=True, capture_output=True, text=True)
+            seconds[name].extend(json.loads(result.stdout.strip().splitlines()[-1]))
     return {name: (BATCH / min(times), BATCH / statistics.median(times)) for name, times in seconds.items()}
 
 
@@ -107,20 +132,31 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--malloc-default", action="store_true",
+                        help="leave glibc's malloc thresholds as they are (to measure what keeping freed memory buys)")
+    parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--classes", type=int, default=10, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=10, help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    rounds, steps_per_round = (1, 2) if args.quick else (8, 5)
+    if args.worker:
+        if device.type == "cpu":
+            torch.set_num_threads(args.threads)
+            if not args.malloc_default:
+                keep_freed_memory()
+        print(json.dumps(run_worker(args.worker, args.classes, device, args.steps)))
+        return
+    rounds, steps = (1, 2) if args.quick else (4, 10)
     print(f"class-supervised training, batch {BATCH}, paper-size network, device {device}"
           + (f", {args.threads} threads" if device.type == "cpu" else "")
-          + f"; {rounds * steps_per_round} steps each, interleaved")
+          + f"; {rounds} alternating runs of {steps} steps each"
+          + (", glibc malloc defaults" if args.malloc_default else ""))
     for classes in (5, 10):
-        results = measure(training_steps(classes, device), device, rounds, steps_per_round)
+        results = measure(classes, args, rounds, steps)
         baseline = results["reference"][0]
         for name, (best, median) in results.items():
             print(f"K = {classes:>2}  {name:<14} best {best:6.0f} mixtures/s   median {median:6.0f}   "
-                  f"({best / baseline:.2f}x reference)")
+                  f"({best / baseline:.2f}x reference)", flush=True)
     print("issue 3's target on a 2-core CPU: >= 950 mixtures/s at K = 10, where its straightforward "
           "implementation measured ~640/s")
 

@@ -29,7 +29,8 @@ from pipeline.features.wiener import wiener_separate
 from pipeline.inference.forward import forward_separate
 from pipeline.inference.inverse import InverseConfig, all_combinations, inverse_exhaustive, inverse_joint
 from pipeline.metrics.separation import score_many, summarise
-from pipeline.models.checkpoint import load_model, pick_device
+from pipeline.models.checkpoint import load_model
+from pipeline.models.device import pick_device
 from pipeline.models.data import Batch, MixtureSplit
 from pipeline.models.vae import NonNegativeVAE
 from pipeline.orchestration.fanout import Fanout, current_fanout

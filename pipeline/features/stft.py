@@ -25,7 +25,8 @@ def stft(waveform: torch.Tensor, spec: StftSpec = StftSpec()) -> torch.Tensor:
     flat = waveform.reshape(-1, waveform.shape[-1])
     spectrum = torch.stft(flat, spec.n_fft, hop_length=spec.hop_length, window=hann_window(spec, flat.device, flat.dtype),
                           center=True, return_complex=True)  # (B, F, T)
-    return spectrum.transpose(-1, -2).reshape(*batch_shape, spectrum.shape[-1], spec.bins)
+    # contiguous (T, F): every later elementwise op, gather and matmul then runs on dense rows
+    return spectrum.transpose(-1, -2).contiguous().view(*batch_shape, spectrum.shape[-1], spec.bins)
 
 
 def istft(spectrum: torch.Tensor, length: int, spec: StftSpec = StftSpec()) -> torch.Tensor:

@@ -14,19 +14,7 @@ import torch
 
 from pipeline.models.vae import ModelShape, NonNegativeVAE
 
-MODEL_FORMAT = 1
-
-
-def pick_device(spec: str = "auto") -> torch.device:
-    """`auto`: CUDA when present, else CPU (using every core this process may run on)."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {spec!r} requested but CUDA is not available; use device: auto or cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
-    return device
+MODEL_FORMAT = 2  # 2: weights stored input-major (Dense, polyphase TimeConvTranspose, ClassLatents)
 
 
 def save_atomic(path: str | Path, payload: dict[str, Any]) -> None:
@@ -69,7 +57,8 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[No
     """A model file -> (model in evaluation mode on `device`, its info)."""
     payload = load_safely(path, "cpu")
     if payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: model format {payload.get('format')!r}, expected {MODEL_FORMAT}")
+        raise ValueError(f"{path}: model format {payload.get('format')!r}, expected {MODEL_FORMAT}; the network's "
+                         f"parameter layout changed since it was saved: retrain it (dvc repro train@<variant>)")
     shape = dict(payload["shape"])
     shape["filters"] = tuple(shape["filters"])
     model = NonNegativeVAE(ModelShape(**shape))

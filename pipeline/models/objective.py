@@ -75,7 +75,7 @@ def compute(model: NonNegativeVAE, batch: Batch, objective: Objective,
     if objective.supervision == "class":
         reconstruction = losses.generalized_kl(magnitude, pairs.sum_per_mixture(estimates, b))
     else:
-        targets = batch.sources[pairs.mixture, pairs.classes]            # (N, L)
+        targets = batch.sources.flatten(0, 1).index_select(0, pairs.mixture * k + pairs.classes)  # (N, L)
         if objective.loss.startswith("mag-"):
             target_magnitude = stft(targets, objective.stft).abs()
             distance = losses.generalized_kl if objective.loss == "mag-kl" else losses.squared_error

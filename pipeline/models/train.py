@@ -36,7 +36,8 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from pipeline.config import Params
-from pipeline.models.checkpoint import load_safely, pick_device, save_atomic, save_model
+from pipeline.models.checkpoint import MODEL_FORMAT, load_safely, save_atomic, save_model
+from pipeline.models.device import pick_device
 from pipeline.models.data import Batch, MixtureSplit
 from pipeline.models.objective import Objective, compute
 from pipeline.models.vae import ModelShape, NonNegativeVAE
@@ -87,7 +88,7 @@ class TrainingSetup:
 
     def fingerprint(self, data_checksums: list[str], world_size: int = 1) -> str:
         """sha256 of everything that determines the trained weights (the process count when more than one)."""
-        content: dict[str, Any] = {"setup": asdict(self), "data": data_checksums}
+        content: dict[str, Any] = {"setup": asdict(self), "data": data_checksums, "model_format": MODEL_FORMAT}
         if world_size > 1:
             content["world_size"] = world_size
         payload = json.dumps(content, sort_keys=True, default=str)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.models.vae import (Decoder, ModelShape, NonNegativeVAE, Pairs, TimeConv, TimeConvTranspose,
-                                 TimeNorm)
+from pipeline.models.vae import (ClassLatents, Decoder, Dense, ModelShape, NonNegativeVAE, Pairs, TimeConv,
+                                 TimeConvTranspose, TimeNorm)
 
 TINY = ModelShape(num_classes=3, filters=(8, 8, 16), hidden=32, latent=4)
 
@@ -55,11 +55,40 @@ def test_pair_latents_equal_the_full_heads():
     assert torch.allclose(logvar_p, logvar[pairs.mixture, pairs.classes], atol=1e-6)
 
 
+def test_dense_equals_linear_and_its_gradient_keeps_the_weight_layout():
+    linear, ours = nn.Linear(6, 5), Dense(6, 5)
+    with torch.no_grad():
+        ours.weight.copy_(linear.weight.t())
+        ours.bias.copy_(linear.bias)
+    x = torch.randn(3, 4, 6)
+    assert torch.allclose(ours(x), linear(x), atol=1e-6)
+    ours(x).sum().backward()
+    assert ours.weight.grad.shape == (6, 5) and ours.weight.grad.is_contiguous()
+
+
+def test_class_latents_of_pairs_equal_those_of_all_classes():
+    heads = ClassLatents(num_classes=3, hidden=8, latent=4)
+    h = torch.randn(5, 8)
+    mu, logvar = heads(h)
+    assert mu.shape == logvar.shape == (5, 3, 4)
+    pairs = Pairs.from_labels(torch.tensor([[1, 0, 1], [0, 1, 0], [1, 1, 1], [0, 0, 1], [1, 0, 0]]))
+    mu_p, logvar_p = heads.pairs(h, pairs)
+    assert torch.allclose(mu_p, mu[pairs.mixture, pairs.classes], atol=1e-6)
+    assert torch.allclose(logvar_p, logvar[pairs.mixture, pairs.classes], atol=1e-6)
+
+
+def test_transposed_conv_taps_past_the_kernel_stay_zero_under_training():
+    layer = TimeConvTranspose(3, 2, kernel=3, stride=2, frames_out=9)  # lags·stride = 4 > kernel: one tap is padding
+    layer(torch.randn(2, 4, 3)).square().sum().backward()
+    assert (layer.mask == 0).sum() == 3 * 2  # one tap of (Cout, Cin)
+    assert layer.weight.grad[layer.mask == 0].abs().sum() == 0 and layer.weight.grad[layer.mask == 1].abs().sum() > 0
+
+
 def test_time_conv_equals_conv1d():
     conv = nn.Conv1d(6, 5, 4, 2)
     ours = TimeConv(6, 5, 4, 2)
-    with torch.no_grad():  # Conv1d weight (out, in, k) -> our linear over (in, k) windows
-        ours.linear.weight.copy_(conv.weight.reshape(5, -1))
+    with torch.no_grad():  # Conv1d weight (out, in, k) -> our (in·k, out) matrix over (in, k) windows
+        ours.linear.weight.copy_(conv.weight.reshape(5, -1).t())
         ours.linear.bias.copy_(conv.bias)
     x = torch.randn(3, 6, 21)
     assert torch.allclose(ours(x.transpose(1, 2)), conv(x).transpose(1, 2), atol=1e-5)
@@ -69,8 +98,8 @@ def test_time_conv_equals_conv1d():
 def test_time_conv_transpose_equals_conv_transpose1d(t_in, t_out, kernel, stride):
     conv = nn.ConvTranspose1d(6, 5, kernel, stride, output_padding=t_out - ((t_in - 1) * stride + kernel))
     ours = TimeConvTranspose(6, 5, kernel, stride, t_out)
-    with torch.no_grad():  # ConvTranspose1d weight (in, out, k) -> our taps (k, out, in)
-        ours.weight.copy_(conv.weight.permute(2, 1, 0))
+    ours.load_taps(conv.weight.detach().permute(2, 1, 0))  # ConvTranspose1d weight (in, out, k) -> taps (k, out, in)
+    with torch.no_grad():
         ours.bias.copy_(conv.bias)
     x = torch.randn(3, 6, t_in)
     assert torch.allclose(ours(x.transpose(1, 2)), conv(x).transpose(1, 2), atol=1e-5)
