@@ -35,6 +35,11 @@ class Objective:
     stft: StftConfig
     precision: str = "fp32"
 
+    @property
+    def needs_sources(self) -> bool:
+        """Whether batches must carry the sources (source supervision); class supervision reads only mixtures."""
+        return self.supervision != "class"
+
     def network_precision(self, device: torch.device):
         """The context the network runs in: bfloat16 autocast for `bf16`, plain float32 otherwise."""
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
@@ -75,6 +80,9 @@ def compute(model: NonNegativeVAE, batch: Batch, objective: Objective,
     if objective.supervision == "class":
         reconstruction = losses.generalized_kl(magnitude, pairs.sum_per_mixture(estimates, b))
     else:
+        if batch.sources is None:
+            raise ValueError(f"supervision {objective.supervision!r} needs the sources; the batch was read without "
+                             "them (MixtureSplit.batches(..., with_sources=True))")
         targets = batch.sources.flatten(0, 1).index_select(0, pairs.mixture * k + pairs.classes)  # (N, L)
         if objective.loss.startswith("mag-"):
             target_magnitude = stft(targets, objective.stft).abs()

@@ -130,7 +130,7 @@ def evaluate_objective(model: NonNegativeVAE, split: MixtureSplit, objective: Ob
     """Mean objective terms over a whole split, in evaluation mode (z = μ, running batch-norm statistics)."""
     model.eval()
     sums: dict[str, float] = {}
-    for batch in split.batches(batch_size, shuffle=False):
+    for batch in split.batches(batch_size, shuffle=False, with_sources=objective.needs_sources):
         terms = compute(model, batch.to(device), objective).as_floats()
         for key, value in terms.items():
             sums[key] = sums.get(key, 0.0) + value * batch.size
@@ -206,7 +206,8 @@ class _Run:
         while not self.stopped and self.state.step < setup.max_steps:
             started = time.perf_counter()
             batches = self.train.batches(setup.batch_size, shuffle=True, seed=setup.seed, epoch=self.state.epoch,
-                                         drop_last=drop_last, shuffle_groups=setup.shuffle_groups)
+                                         drop_last=drop_last, shuffle_groups=setup.shuffle_groups,
+                                         with_sources=setup.objective.needs_sources)
             for index, batch in enumerate(batches):
                 if index < self.state.position:
                     continue  # resuming mid-epoch: these batches were used before the interruption
@@ -348,7 +349,7 @@ class _ObjectiveModule(torch.nn.Module):
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, mixture: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor,
+    def forward(self, mixture: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor | None,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         terms = compute(self.model, Batch(mixture, labels, sources), self.objective, generator)
         return terms.total, terms.reconstruction, terms.kl, terms.classification
@@ -379,7 +380,7 @@ def _part(batch: Batch, rank: int, world: int) -> Batch:
     """Rows of `batch` for `rank`: contiguous, sizes differ by at most one."""
     bounds = [batch.size * r // world for r in range(world + 1)]
     rows = slice(bounds[rank], bounds[rank + 1])
-    return Batch(batch.mixture[rows], batch.labels[rows], batch.sources[rows])
+    return Batch(batch.mixture[rows], batch.labels[rows], None if batch.sources is None else batch.sources[rows])
 
 
 def _cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -40,6 +40,19 @@ def test_batches_are_deterministic_and_complete(tiny):
     assert torch.equal(batch.labels, (batch.sources.abs().amax(dim=2) > 0).float())
 
 
+def test_batches_without_sources_hold_the_same_mixtures_and_labels(tiny):
+    params, data = tiny
+    split = MixtureSplit(data / "train")
+    full, bare = (next(iter(split.batches(8, shuffle=True, seed=2, with_sources=w))) for w in (True, False))
+    assert bare.sources is None and torch.equal(bare.mixture, full.mixture) and torch.equal(bare.labels, full.labels)
+    class_objective = objective_module.Objective("class", "mag-kl", 1.0, 1.0, params.stft)
+    model = build_model(resolve_setup("dt-class", params, ["zero", "one", "two"], 8600).shape, seed=0).eval()
+    assert not class_objective.needs_sources
+    assert torch.equal(compute(model, bare, class_objective).total, compute(model, full, class_objective).total)
+    with pytest.raises(ValueError, match="needs the sources"):
+        compute(model, bare, objective_module.Objective("source", "mag-kl", 1.0, 1.0, params.stft))
+
+
 @pytest.mark.parametrize("variant, loss, precision", [
     ("dt-source", "mag-kl", "fp32"), ("dt-source", "mag-mse", "fp32"), ("dt-class", "mag-kl", "fp32"),
     ("dt-ae", "mag-kl", "fp32"), ("dt-wave", "wave-mse", "fp32"), ("dt-wave", "wave-snr", "fp32"),
