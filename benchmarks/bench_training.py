@@ -122,7 +122,9 @@ def measure(classes: int, args: argparse.Namespace, rounds: int, steps: int) -> 
                        "--steps", str(steps), "--device", args.device, "--threads", str(args.threads)]
             if args.malloc_default:
                 command.append("--malloc-default")
-            result = subprocess.run(command, check=True, capture_output=True, text=True)
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode:
+                raise RuntimeError(f"benchmark run {name!r} (K = {classes}) failed:\n{result.stderr[-2000:]}")
             seconds[name].extend(json.loads(result.stdout.strip().splitlines()[-1]))
     return {name: (BATCH / min(times), BATCH / statistics.median(times)) for name, times in seconds.items()}
 
