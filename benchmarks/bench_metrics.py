@@ -1,7 +1,7 @@
 """Throughput of the separation metrics on 2-source 1-s mixtures at 8,600 Hz.
 
 Measures, on synthetic signals (a speech-like harmonic series and noise, estimates at ~10 dB SNR):
-- BSS-Eval: `score_many` with no speech flags (BSS-Eval + SI-SDR per mixture), workers 1 and 2; each
+- BSS-Eval: `score_many` with no speech flags (BSS-Eval + SI-SDR per mixture), on local pools of 1 and 2 processes; each
   parallel count runs twice: "cold" includes starting the forkserver and importing the metric libraries
   (~2 s, once per process), "warm" only the pool start (~0.5 s), as in a run that scores several models;
 - PESQ: `pesq_nb` (soxr resampling to 8 kHz + narrow-band PESQ) on 1-s pairs, in one process;
@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # run as a script: make `import pipeline` work
 import numpy as np  # noqa: E402
 
 from pipeline.metrics import separation as sep  # noqa: E402
+from pipeline.parallel import LocalPool  # noqa: E402
 
 RATE = 8600
 LENGTH = 8600
@@ -93,13 +94,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{task:<36}{workers:>8}{count:>7}{seconds:>9.2f}{count / seconds:>9.1f}")
 
     for workers in args.workers:
-        for start in [""] if workers == 1 else [" cold", " warm"]:
-            row(f"BSS-Eval + SI-SDR (mixtures){start}", workers,
-                timed(sep.score_many, bss_items, RATE, workers=workers, chunk=args.chunk))
+        with LocalPool("processes", workers, preload=sep.WORKER_PRELOAD) as pool:  # cold: starts its workers
+            for start in [""] if workers == 1 else [" cold", " warm"]:
+                row(f"BSS-Eval + SI-SDR (mixtures){start}", workers,
+                    timed(sep.score_many, bss_items, RATE, parallel=pool, chunk=args.chunk))
     row("PESQ nb, 1-s pairs", 1, bench_pesq(speech_items))
     workers = max(args.workers)
-    row("full score_mixture (mixtures)", workers,
-        timed(sep.score_many, speech_items, RATE, workers=workers, chunk=args.chunk))
+    with LocalPool("processes", workers, preload=sep.WORKER_PRELOAD) as pool:
+        row("full score_mixture (mixtures)", workers,
+            timed(sep.score_many, speech_items, RATE, parallel=pool, chunk=args.chunk))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Throughput of `prepare_clips` (decode -> resample -> cut -> normalise -> Parquet shards), per core.
 
 Writes N synthetic 16-bit wav recordings into a temporary folder under /tmp, lists them as `Recording`s and
-runs `prepare_clips` with workers=1 and workers=2, for two corpus shapes:
+runs `prepare_clips` on a local pool of 1 and 2 processes, for two corpus shapes:
 
   * SC09-like: 1-s, 16 kHz files (one clip each),
   * GRID-like: 3-s, 25 kHz files (three clips each).
@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from pipeline.config import parse_params  # noqa: E402
 from pipeline.corpora.prepare import prepare_clips  # noqa: E402
+from pipeline.parallel import LocalPool  # noqa: E402
 from pipeline.corpora.recordings import Recording  # noqa: E402
 from pipeline.testing.audio import repo_params_raw, write_wav  # noqa: E402
 
@@ -73,8 +74,9 @@ def write_corpus(root: Path, files: int, seconds: float, rate: int, seed: int) -
 def run_once(recordings: list[Recording], out_dir: Path, params, workers: int) -> tuple[float, int]:
     shutil.rmtree(out_dir, ignore_errors=True)
     start = time.perf_counter()
-    report = prepare_clips("bench", recordings, out_dir, params.audio, params.shards, workers=workers,
-                           progress=False)
+    with LocalPool("processes", workers) as pool:
+        report = prepare_clips("bench", recordings, out_dir, params.audio, params.shards, progress=False,
+                               parallel=pool)
     elapsed = time.perf_counter() - start
     clips = sum(report.clips.values())
     if report.recordings_used != len(recordings):

@@ -39,8 +39,8 @@ FRAME = 400
 
 def masker(device: str) -> tuple[DialogueMasker, str]:
     try:
-        path, dialogue = resolve_model(None, None, DEFAULT_REGISTRY)
-        return DialogueMasker.load(path, dialogue, device), f"registry default ({path})"
+        path, dialogue, kind = resolve_model(None, None, DEFAULT_REGISTRY)
+        return DialogueMasker.load(path, dialogue, device, kind), f"registry default ({path})"
     except (FileNotFoundError, KeyError, ValueError):
         model = build_model(ModelShape(num_classes=2), seed=0)
         path = Path(tempfile.mkdtemp()) / "model.pt"

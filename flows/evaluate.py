@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.runners import stage_fanout
-from pipeline.orchestration import steps
+from flows.runners import stage_parallel
+from stages.evaluate import run as evaluate_stage
 
 
 @flow(name="evaluate", flow_run_name="evaluate@{dataset}")
 def evaluate_flow(dataset: str, data: str, models: str, out: str, tables: str = "reports/tables",
                   params: str = "params.yaml", workers: int | None = None, progress: bool = False) -> dict:
-    return steps.evaluate(dataset, params, data, models, out, tables, workers=workers or 1, progress=progress,
-                          fanout=stage_fanout(params, workers))
+    return evaluate_stage(dataset, params, data, models, out, tables, progress=progress,
+                          parallel=stage_parallel(params, workers))
 
 
 FLOW = evaluate_flow

@@ -11,8 +11,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from pipeline.config import load_params
 from pipeline.corpora import download as downloads
-from pipeline.orchestration import steps
+from stages.fetch import run as fetch_stage
 from pipeline.orchestration.downloads import PlannedDownload, planned_downloads
 
 TASK_RUNNER = "threads"  # downloads wait on the network, not the CPU
@@ -41,14 +42,14 @@ def download_file(item: PlannedDownload) -> str:
 
 @task(name="fetch-corpus", cache_policy=NO_CACHE, persist_result=False)
 def fetch_corpus_task(corpus: str, params: str, out: str, downloads_dir: str) -> dict:
-    return steps.fetch(corpus, params, out, downloads_dir)
+    return fetch_stage(corpus, params, out, downloads_dir)
 
 
 @flow(name="fetch", flow_run_name="fetch@{corpus}")
 def fetch_flow(corpus: str, out: str, downloads_dir: str = "data/downloads", params: str = "params.yaml",
                retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> dict:
     logger = get_run_logger()
-    planned = planned_downloads(corpus, steps.load_pipeline_params(params), downloads_dir)
+    planned = planned_downloads(corpus, load_params(params), downloads_dir)
     attempt = download_file.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff_s))
     futures = [attempt.with_options(task_run_name=f"download {item.name}").submit(item) for item in planned]
     for item, future in zip(planned, futures):

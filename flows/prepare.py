@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.runners import stage_fanout
-from pipeline.orchestration import steps
+from flows.runners import stage_parallel
+from stages.prepare import run as prepare_stage
 
 
 @flow(name="prepare", flow_run_name="prepare@{corpus}")
 def prepare_flow(corpus: str, out: str, report: str, raw: str | None = None, params: str = "params.yaml",
                  workers: int | None = None, progress: bool = False) -> dict:
-    """Each decode task writes its batch to a file; this flow writes the shards from them in order."""
-    return steps.prepare(corpus, params, raw, out, report, progress=progress, fanout=stage_fanout(params, workers))
+    """Each decode task returns its batch's clips; this flow writes the shards from them in order."""
+    return prepare_stage(corpus, params, raw, out, report, progress=progress,
+                         parallel=stage_parallel(params, workers))
 
 
 FLOW = prepare_flow

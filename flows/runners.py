@@ -9,8 +9,8 @@ from prefect import tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from pipeline.orchestration.fanout import ordered
 from pipeline.orchestration.settings import OrchestrationSettings, load_orchestration
+from pipeline.parallel import ordered
 
 STAGE_TAG = "dvc-stage"
 
@@ -40,20 +40,24 @@ def run_part(fn: Callable[[Any], Any], item: Any) -> Any:
     return fn(item)
 
 
-class TaskFanout:
-    """`pipeline.orchestration.fanout.Fanout` as Prefect tasks: each item is a task run named after it,
-    submitted to the running flow's task runner; at most `window` are in flight; results come back in order."""
-
-    in_process = False
+class PrefectMap:
+    """`pipeline.parallel.ParallelMap` as Prefect tasks: each item is a task run named after it, submitted to the
+    running flow's task runner; at most `window` are in flight; results come back in order."""
 
     def __init__(self, window: int = 4):
         self.window = window
 
-    def map(self, fn, items, *, task, names=None):
+    def map(self, fn, items, *, task="task", names=None):
         names = list(names) if names is not None else [f"{task}-{i}" for i in range(len(items))]
         labels = iter(names)
         yield from ordered(lambda item: run_part.with_options(name=task, task_run_name=next(labels)).submit(fn, item),
                            items, self.window, lambda future: future.result())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
 
 
 def run_stage_flow(kind: str, **kwargs: Any) -> Any:
@@ -66,7 +70,7 @@ def run_stage_flow(kind: str, **kwargs: Any) -> Any:
         return module.FLOW.with_options(task_runner=runner)(**kwargs)
 
 
-def stage_fanout(params: str | Path, workers: int | None = None) -> TaskFanout:
-    """The fan-out of a stage flow: twice as many parts in flight as the task runner runs at once."""
+def stage_parallel(params: str | Path, workers: int | None = None) -> PrefectMap:
+    """The parallel map of a stage flow: twice as many parts in flight as the task runner runs at once."""
     settings = load_orchestration(params)
-    return TaskFanout(window=2 * (workers or settings.resolved_workers))
+    return PrefectMap(window=2 * (workers or settings.resolved_workers))

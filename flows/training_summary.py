@@ -4,14 +4,14 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.orchestration import steps
+from stages.training_summary import run as training_summary_stage
 
 TASK_RUNNER = "threads"
 
 
 @task(name="training-summary", cache_policy=NO_CACHE, persist_result=False)
 def summary_task(reports: str, summary: str, curves: str) -> str:
-    return steps.training_summary(reports, summary, curves)
+    return training_summary_stage(reports, summary, curves)
 
 
 @flow(name="training_summary", flow_run_name="training_summary")

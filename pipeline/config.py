@@ -1,50 +1,214 @@
 """Typed, validated view of `params.yaml`.
 
-Every section parses into a frozen dataclass. Unknown keys, missing keys and bad values fail at load time with
-the dotted key that is wrong, so a typo in `params.yaml` never silently falls back to a default.
+Every section is a frozen pydantic dataclass (a real dataclass: `dataclasses.asdict` and `dataclasses.replace`
+work, and `replace` validates again). Types are strict (`"8600"` is no integer), unknown and missing keys are
+refused, and any failure becomes one `ConfigError` naming the dotted key, the value and what was expected, e.g.
+`datasets.d1.sizes.demo.train = -3: expected a non-negative integer`.
+
+The `corpora` section stays raw here: each built-in corpus module owns the schema of its entry and
+`pipeline.corpora.registry` validates it (this module sits below `pipeline.corpora` and never imports it).
 """
 from __future__ import annotations
 
-import dataclasses
+import copy
+import functools
 import math
-import types
-import typing
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Callable, Mapping
 
 import yaml
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Strict, TypeAdapter, ValidationError, \
+    ValidationInfo, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic.types import AllowInfNan
 
 PROFILES = ("demo", "paper")
 SPLITS = ("train", "valid", "test")
+MIN_SAMPLE_RATE = 1000  # Hz; below this no speech band survives (and a typo such as 86 is caught)
 
 
 class ConfigError(ValueError):
     """A parameter is missing, unknown or has a bad value; the message names its dotted key."""
 
 
-def _check(ok: bool, key: str, value: Any, expected: str) -> None:
+_UNSET = object()
+
+
+class Invalid(ValueError):
+    """Raised by a validator: the value (at `key` below the one being validated) is not `expected`.
+
+    `validate_section` turns it into a `ConfigError` that names the full dotted key.
+    """
+
+    def __init__(self, expected: str, *, key: tuple[str | int, ...] = (), value: Any = _UNSET):
+        super().__init__(expected)
+        self.expected, self.key, self.value = expected, key, value
+
+    def describe(self, loc: tuple, value: Any) -> str:
+        return _describe(loc + self.key, value if self.value is _UNSET else self.value, self.expected)
+
+
+class _UnknownKey(Invalid):
+    def describe(self, loc: tuple, value: Any) -> str:
+        return f"{dotted(loc + self.key)}: {self.expected}"
+
+
+class _Nested(ValueError):
+    """A ValidationError of a value validated inside a validator (a per-profile entry), keyed below it."""
+
+    def __init__(self, key: tuple, error: ValidationError):
+        super().__init__(str(error))
+        self.key, self.error = key, error
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Validation machinery: sections, rules, error messages
+
+
+def section(cls: type) -> type:
+    """Decorator of a params section: a frozen pydantic dataclass; subclass `Section` to get unknown keys named."""
+    return dataclass(frozen=True, config=ConfigDict(extra="forbid"))(cls)
+
+
+@section
+class Section:
+    """Base of every section: an unknown key fails naming the known ones (pydantic alone does not list them)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            known = sorted(cls.__dataclass_fields__)
+            unknown = sorted(str(key) for key in data if key not in cls.__dataclass_fields__)
+            if unknown:
+                raise _UnknownKey(f"unknown key (known: {', '.join(known)})", key=(unknown[0],))
+        return data
+
+
+def rule(ok: Callable[[Any], bool], expected: str) -> AfterValidator:
+    """A field check: `Annotated[T, rule(lambda v: v > 0, "a positive integer")]`."""
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise Invalid(expected)
+        return value
+    return AfterValidator(check)
+
+
+def one_of(*choices: str) -> AfterValidator:
+    """A field check: the value is one of `choices`."""
+    return rule(lambda value: value in choices, " or ".join(choices) if len(choices) <= 2 else f"one of {choices}")
+
+
+def require(ok: bool, expected: str, *, key: tuple[str | int, ...], value: Any) -> None:
+    """A check across fields (in a model validator): fail at `key` (below the section) with `value`."""
     if not ok:
-        raise ConfigError(f"{key}: got {value!r}, expected {expected}")
+        raise Invalid(expected, key=key, value=value)
+
+
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), AllowInfNan(False)]   # an integer is accepted (and converted), a string not
+Str = Annotated[str, Strict()]
+Bool = Annotated[bool, Strict()]
+PositiveInt = Annotated[Int, rule(lambda v: v > 0, "a positive integer")]
+NonNegativeInt = Annotated[Int, rule(lambda v: v >= 0, "a non-negative integer")]
+PositiveFloat = Annotated[Float, rule(lambda v: v > 0, "a number > 0")]
+NonNegativeFloat = Annotated[Float, rule(lambda v: v >= 0, "a number >= 0")]
+Fraction = Annotated[Float, rule(lambda v: 0 <= v <= 1, "a fraction in [0, 1]")]
+SampleRate = Annotated[Int, rule(lambda v: v >= MIN_SAMPLE_RATE, f"an integer >= {MIN_SAMPLE_RATE} (Hz)")]
+Sha256 = Annotated[Str, rule(lambda v: re.fullmatch(r"[0-9a-fA-F]{64}", v) is not None,
+                             "a sha256 digest (64 hexadecimal digits)")]
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+# Dataset, variant, corpus and folder names become DVC stage names (`train@<name>`) and folder names.
+Name = Annotated[Str, rule(lambda v: NAME_PATTERN.fullmatch(v) is not None,
+                           "a name of letters, digits, '_' and '-' (it names DVC stages and folders)")]
+
+
+def per_profile(tp: Any) -> Any:
+    """A field given per profile (`{demo: ..., paper: ...}`): holds the active profile's value, validated as `tp`.
+
+    The profile comes from the validation context (`parse_params`); an already built `tp` passes through.
+    """
+    def pick(value: Any, info: ValidationInfo) -> Any:
+        profile = (info.context or {}).get("profile")
+        if profile is None or not isinstance(value, Mapping):
+            return value
+        if profile not in value:
+            raise Invalid(f"an entry for profile {profile!r} (have {sorted(map(str, value))})")
+        try:
+            return _adapter(tp).validate_python(value[profile], context=info.context)
+        except ValidationError as err:
+            raise _Nested((profile,), err) from None
+    return Annotated[tp, BeforeValidator(pick)]
+
+
+@functools.cache
+def _adapter(tp: Any) -> TypeAdapter:
+    return TypeAdapter(tp)
+
+
+def validate_section(tp: Any, raw: Any, key: str = "", *, context: Mapping[str, Any] | None = None) -> Any:
+    """Validate `raw` (as read from YAML) as `tp`; failures raise one ConfigError naming the dotted key below `key`."""
+    try:
+        return _adapter(tp).validate_python(raw, context=dict(context or {}))
+    except ValidationError as err:
+        problems = _problems(err, tuple(key.split(".")) if key else ())
+    more = len(problems) - 1
+    raise ConfigError(problems[0] + (f" (and {more} more problem{'s' * (more > 1)})" if more else ""))
+
+
+def _problems(err: ValidationError, prefix: tuple) -> list[str]:
+    """One message per pydantic error, each naming its dotted key."""
+    problems = []
+    for error in err.errors(include_url=False):
+        loc = prefix + tuple(error["loc"])
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, _Nested):
+            problems += _problems(cause.error, loc + cause.key)
+        elif isinstance(cause, Invalid):
+            problems.append(cause.describe(loc, error["input"]))
+        elif error["type"] == "missing":
+            problems.append(f"{dotted(loc)}: missing")
+        elif error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+            problems.append(f"{dotted(loc)}: unknown key")
+        else:
+            expected = _EXPECTED.get(error["type"], "").format(**error.get("ctx") or {})
+            problems.append(_describe(loc, error["input"], expected or _pydantic_expected(error["msg"])))
+    return problems
+
+
+_EXPECTED = {
+    "dict_type": "a mapping", "dataclass_type": "a mapping", "model_type": "a mapping",
+    "tuple_type": "a list", "list_type": "a list", "int_type": "an integer", "float_type": "a number",
+    "string_type": "a string", "bool_type": "true or false", "finite_number": "a finite number",
+    "too_long": "a list of at most {max_length} values", "too_short": "a list of at least {min_length} values",
+}
+
+
+def _pydantic_expected(msg: str) -> str:
+    return msg.removeprefix("Input should be ").removeprefix("Value error, ")
+
+
+def _describe(loc: tuple, value: Any, expected: str) -> str:
+    return f"{dotted(loc)} = {value!r}: expected {expected}"
+
+
+def dotted(loc: tuple) -> str:
+    """('datasets', 'd1', 'sizes') -> 'datasets.d1.sizes' (pydantic's '[key]' marker of a bad mapping key dropped)."""
+    return ".".join(str(part) for part in loc if part != "[key]") or "params"
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Sections
 
 
-@dataclass(frozen=True)
-class AudioConfig:
-    sample_rate: int
-    clip_seconds: float
-    target_rms: float
-    silence_threshold_db: float
-    min_tail_fraction: float
-
-    def __post_init__(self) -> None:
-        _check(self.sample_rate > 0, "sample_rate", self.sample_rate, "a positive integer")
-        _check(self.clip_seconds > 0, "clip_seconds", self.clip_seconds, "> 0")
-        _check(self.target_rms > 0, "target_rms", self.target_rms, "> 0")
-        _check(0 < self.min_tail_fraction <= 1, "min_tail_fraction", self.min_tail_fraction, "in (0, 1]")
+@section
+class AudioConfig(Section):
+    sample_rate: SampleRate
+    clip_seconds: PositiveFloat
+    target_rms: PositiveFloat
+    silence_threshold_db: Annotated[Float, rule(lambda v: v <= 0, "a level in dBFS (<= 0)")]
+    min_tail_fraction: Annotated[Float, rule(lambda v: 0 < v <= 1, "in (0, 1]")]
 
     @property
     def clip_samples(self) -> int:
@@ -52,16 +216,18 @@ class AudioConfig:
         return int(round(self.sample_rate * self.clip_seconds))
 
 
-@dataclass(frozen=True)
-class StftConfig:
+@section
+class StftConfig(Section):
     """The STFT shared by every stage (see `pipeline.features.stft`)."""
 
-    n_fft: int = 400
-    hop_length: int = 200
+    n_fft: Annotated[Int, rule(lambda v: v >= 2, "an integer >= 2")] = 400
+    hop_length: PositiveInt = 200
 
-    def __post_init__(self) -> None:
-        _check(self.n_fft >= 2, "n_fft", self.n_fft, "an integer >= 2")
-        _check(0 < self.hop_length <= self.n_fft, "hop_length", self.hop_length, "in (0, n_fft]")
+    @model_validator(mode="after")
+    def _hop_within_window(self) -> StftConfig:
+        require(self.hop_length <= self.n_fft, f"at most n_fft ({self.n_fft})", key=("hop_length",),
+                value=self.hop_length)
+        return self
 
     @property
     def bins(self) -> int:
@@ -73,215 +239,126 @@ class StftConfig:
         return 1 + num_samples // self.hop_length
 
 
-@dataclass(frozen=True)
-class ShardConfig:
-    rows_per_group: int
-    groups_per_shard: int
-    compression: str
-
-    def __post_init__(self) -> None:
-        _check(self.rows_per_group > 0, "rows_per_group", self.rows_per_group, "a positive integer")
-        _check(self.groups_per_shard > 0, "groups_per_shard", self.groups_per_shard, "a positive integer")
-        allowed = ("none", "snappy", "gzip", "zstd", "lz4", "brotli")
-        _check(self.compression in allowed, "compression", self.compression, f"one of {allowed}")
+COMPRESSIONS = ("none", "snappy", "gzip", "zstd", "lz4", "brotli")
 
 
-@dataclass(frozen=True)
-class SplitFractions:
-    train: float
-    valid: float
-    test: float
-
-    def __post_init__(self) -> None:
-        total = self.train + self.valid + self.test
-        _check(min(self.train, self.valid, self.test) >= 0 and math.isclose(total, 1.0, abs_tol=1e-6),
-               "split_fractions", dataclasses.asdict(self), "non-negative fractions summing to 1")
+@section
+class ShardConfig(Section):
+    rows_per_group: PositiveInt
+    groups_per_shard: PositiveInt
+    compression: Annotated[Str, one_of(*COMPRESSIONS)]
 
 
-@dataclass(frozen=True)
-class DownloadSpec:
-    url: str
-    sha256: str | None = None
+@section
+class SplitFractions(Section):
+    train: Fraction
+    valid: Fraction
+    test: Fraction
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitFractions:
+        require(math.isclose(self.train + self.valid + self.test, 1.0, abs_tol=1e-6), "fractions summing to 1",
+                key=(), value={"train": self.train, "valid": self.valid, "test": self.test})
+        return self
 
 
-@dataclass(frozen=True)
-class Sc09Demo:
-    speakers: int
-    takes: int
-    valid_fraction: float
-    test_fraction: float
-    seed: int
-
-
-@dataclass(frozen=True)
-class Sc09Config:
-    digits: tuple[str, ...]
-    demo: Sc09Demo
-    paper: DownloadSpec
-
-
-@dataclass(frozen=True)
-class GridDemo:
-    utterances: int
-    seed: int
-
-
-@dataclass(frozen=True)
-class GridPaper:
-    url_template: str
-    sha256: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class GridConfig:
-    speakers: dict[str, str]
-    split_fractions: SplitFractions
-    demo: GridDemo
-    paper: GridPaper
-
-    def __post_init__(self) -> None:
-        for speaker, gender in self.speakers.items():
-            _check(gender in ("male", "female"), f"speakers.{speaker}", gender, "'male' or 'female'")
-
-
-@dataclass(frozen=True)
-class MovieSfxDemo:
-    kinds: tuple[str, ...]
-    per_kind: int
-    seconds: float
-    sample_rate: int
-    seed: int
-
-
-@dataclass(frozen=True)
-class MovieSfxPaper:
-    manifest: str
-
-
-@dataclass(frozen=True)
-class MovieSfxConfig:
-    split_fractions: SplitFractions
-    demo: MovieSfxDemo
-    paper: MovieSfxPaper
-
-
-@dataclass(frozen=True)
-class CorporaConfig:
-    sc09: Sc09Config
-    grid: GridConfig
-    movie_sfx: MovieSfxConfig
-
-
-@dataclass(frozen=True)
-class FolderConfig:
+@section
+class FolderConfig(Section):
     """A user's folder of audio: labels from sub-folder names (`subfolders`) or from a CSV file's path."""
 
-    path: str
-    labels: str = "subfolders"
+    path: Annotated[Str, rule(bool, "a folder path")]
+    labels: Annotated[Str, rule(bool, "subfolders or the path of a CSV file")] = "subfolders"
     split_fractions: SplitFractions = SplitFractions(0.8, 0.1, 0.1)
 
 
-@dataclass(frozen=True)
-class ClassSource:
+@section
+class ClassSource(Section):
     """Where one class of a dataset draws clips: a corpus, optionally only some labels, speakers or genders."""
 
-    corpus: str
-    labels: tuple[str, ...] | None = None
-    speakers: tuple[str, ...] | None = None
-    genders: tuple[str, ...] | None = None
+    corpus: Str
+    labels: tuple[Str, ...] | None = None
+    speakers: tuple[Str, ...] | None = None
+    genders: tuple[Str, ...] | None = None
 
 
-@dataclass(frozen=True)
-class SplitSizes:
-    train: int
-    valid: int
-    test: int
-
-    def __post_init__(self) -> None:
-        for split in SPLITS:
-            _check(getattr(self, split) >= 0, split, getattr(self, split), "a non-negative integer")
+@section
+class SplitSizes(Section):
+    train: NonNegativeInt
+    valid: NonNegativeInt
+    test: NonNegativeInt
 
     def of(self, split: str) -> int:
         return int(getattr(self, split))
 
 
-@dataclass(frozen=True)
-class DatasetConfig:
-    classes: dict[str, tuple[ClassSource, ...]]
-    mixture_sizes: dict[int, float]
-    source_gain_db: tuple[float, float]
-    max_peak: float
-    allow_reuse: bool
-    seed: int
-    sizes: SplitSizes  # already resolved for the active profile
+def _size_key(value: Any) -> Any:
+    # Mapping keys such as mixture sizes may arrive as strings ("2") from JSON or `dvc exp run -S`.
+    return int(value) if isinstance(value, str) and value.isdigit() else value
 
-    def __post_init__(self) -> None:
-        _check(len(self.classes) >= 2, "classes", list(self.classes), "at least two classes")
+
+MixtureSize = Annotated[Int, BeforeValidator(_size_key)]
+
+
+@section
+class DatasetConfig(Section):
+    classes: dict[Str, tuple[ClassSource, ...]]
+    mixture_sizes: dict[MixtureSize, PositiveFloat]
+    source_gain_db: tuple[Float, Float]
+    max_peak: Annotated[Float, rule(lambda v: 0 < v <= 1, "in (0, 1]")]
+    allow_reuse: Bool
+    seed: Int
+    sizes: per_profile(SplitSizes)  # resolved for the active profile
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetConfig:
+        require(len(self.classes) >= 2, "at least two classes", key=("classes",), value=list(self.classes))
         for name, sources in self.classes.items():
-            _check(len(sources) > 0, f"classes.{name}", sources, "at least one corpus")
-        for size, share in self.mixture_sizes.items():
-            _check(2 <= size <= len(self.classes), f"mixture_sizes.{size}", size,
-                   f"a mixture size between 2 and the number of classes ({len(self.classes)})")
-            _check(share > 0, f"mixture_sizes.{size}", share, "a positive share")
+            require(len(sources) > 0, "at least one corpus", key=("classes", name), value=list(sources))
+        for size in self.mixture_sizes:
+            require(2 <= size <= len(self.classes),
+                    f"a mixture size between 2 and the number of classes ({len(self.classes)})",
+                    key=("mixture_sizes", size), value=size)
         low, high = self.source_gain_db
-        _check(low <= high, "source_gain_db", self.source_gain_db, "[low, high] with low <= high")
-        _check(0 < self.max_peak <= 1, "max_peak", self.max_peak, "in (0, 1]")
+        require(low <= high, "[low, high] with low <= high", key=("source_gain_db",), value=list(self.source_gain_db))
+        return self
 
     @property
     def class_names(self) -> tuple[str, ...]:
         return tuple(self.classes)
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    filters: tuple[int, int, int]
-    kernel: int
-    stride: int
-    hidden: int
-    latent: int
-
-    def __post_init__(self) -> None:
-        _check(min(self.filters) > 0, "filters", self.filters, "three positive channel counts")
-        for key in ("kernel", "stride", "hidden", "latent"):
-            _check(getattr(self, key) > 0, key, getattr(self, key), "a positive integer")
+@section
+class ModelConfig(Section):
+    filters: tuple[PositiveInt, PositiveInt, PositiveInt]
+    kernel: PositiveInt
+    stride: PositiveInt
+    hidden: PositiveInt
+    latent: PositiveInt
 
 
-@dataclass(frozen=True)
-class Schedule:
-    max_steps: int
-    validate_every: int
-
-    def __post_init__(self) -> None:
-        _check(self.max_steps > 0, "max_steps", self.max_steps, "a positive integer")
-        _check(self.validate_every > 0, "validate_every", self.validate_every, "a positive integer")
+@section
+class Schedule(Section):
+    max_steps: PositiveInt
+    validate_every: PositiveInt
 
 
 PRECISIONS = ("fp32", "bf16")  # training matmuls: float32, or bfloat16 autocast (mixed precision)
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    beta: float
-    learning_rate: float
-    batch_size: int
-    class_loss_weight: float
-    patience: int
-    seed: int
-    device: str
-    cache_mb: int
-    shuffle_groups: int
-    schedule: Schedule  # already resolved for the active profile
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        _check(self.beta >= 0, "beta", self.beta, ">= 0")
-        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
-        _check(self.batch_size > 0, "batch_size", self.batch_size, "a positive integer")
-        _check(self.patience > 0, "patience", self.patience, "a positive integer")
-        _check(self.shuffle_groups > 0, "shuffle_groups", self.shuffle_groups, "a positive integer")
-        _check(self.precision in PRECISIONS, "precision", self.precision, " or ".join(PRECISIONS))
-        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "device",
-               self.device, "auto, cpu, cuda or cuda:N")
+@section
+class TrainConfig(Section):
+    beta: NonNegativeFloat
+    learning_rate: PositiveFloat
+    batch_size: PositiveInt
+    class_loss_weight: NonNegativeFloat
+    patience: PositiveInt
+    seed: Int
+    device: Annotated[Str, rule(lambda v: DEVICE_PATTERN.fullmatch(v) is not None, "auto, cpu, cuda or cuda:N")]
+    cache_mb: NonNegativeInt
+    shuffle_groups: PositiveInt
+    schedule: per_profile(Schedule)  # resolved for the active profile
+    precision: Annotated[Str, one_of(*PRECISIONS)] = "fp32"
 
 
 SUPERVISIONS = ("source", "class")
@@ -289,111 +366,103 @@ MODEL_KINDS = ("vae", "ae")
 LOSSES = ("mag-kl", "mag-mse", "wave-mse", "wave-snr", "wave-sisnr")
 
 
-@dataclass(frozen=True)
-class VariantConfig:
+@section
+class VariantConfig(Section):
     """One trained model: which dataset, supervision, model kind and loss (plus optional overrides)."""
 
-    dataset: str
-    supervision: str
-    model: str
-    loss: str = "mag-kl"
-    beta: float | None = None
-    patience: int | None = None
+    dataset: Str
+    supervision: Annotated[Str, one_of(*SUPERVISIONS)]
+    model: Annotated[Str, one_of(*MODEL_KINDS)]
+    loss: Annotated[Str, one_of(*LOSSES)] = "mag-kl"
+    beta: NonNegativeFloat | None = None
+    patience: PositiveInt | None = None
 
-    def __post_init__(self) -> None:
-        _check(self.supervision in SUPERVISIONS, "supervision", self.supervision, f"one of {SUPERVISIONS}")
-        _check(self.model in MODEL_KINDS, "model", self.model, f"one of {MODEL_KINDS}")
-        _check(self.loss in LOSSES, "loss", self.loss, f"one of {LOSSES}")
-        _check(self.supervision == "source" or self.loss == "mag-kl", "loss", self.loss,
-               "mag-kl with class supervision (the other losses need the isolated sources)")
-
-
-@dataclass(frozen=True)
-class InverseSettings:
-    learning_rate: float
-    restarts: int
-    tolerance: float
-    window: int
-
-    def __post_init__(self) -> None:
-        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
-        _check(self.restarts > 0, "restarts", self.restarts, "a positive integer")
-        _check(self.window > 0, "window", self.window, "a positive integer")
+    @model_validator(mode="after")
+    def _loss_fits_supervision(self) -> VariantConfig:
+        require(self.supervision == "source" or self.loss == "mag-kl",
+                "mag-kl with class supervision (the other losses need the isolated sources)",
+                key=("loss",), value=self.loss)
+        return self
 
 
-@dataclass(frozen=True)
-class EvaluationSchedule:
-    forward_mixtures: int
-    inverse_mixtures: int
-    inverse_iterations: int
-
-    def __post_init__(self) -> None:
-        for key in ("forward_mixtures", "inverse_mixtures", "inverse_iterations"):
-            _check(getattr(self, key) > 0, key, getattr(self, key), "a positive integer")
+@section
+class InverseSettings(Section):
+    learning_rate: PositiveFloat
+    restarts: PositiveInt
+    tolerance: NonNegativeFloat
+    window: PositiveInt
 
 
-@dataclass(frozen=True)
-class DatasetEvaluation:
-    speech: tuple[str, ...] = ()
-    inverse: bool = True
+@section
+class EvaluationSchedule(Section):
+    forward_mixtures: PositiveInt
+    inverse_mixtures: PositiveInt
+    inverse_iterations: PositiveInt
 
 
-@dataclass(frozen=True)
-class EvaluateConfig:
-    batch_size: int
-    seed: int
-    examples: int
+@section
+class DatasetEvaluation(Section):
+    speech: tuple[Str, ...] = ()
+    inverse: Bool = True
+
+
+@section
+class EvaluateConfig(Section):
+    batch_size: PositiveInt
+    seed: Int
+    examples: NonNegativeInt
     inverse: InverseSettings
-    schedule: EvaluationSchedule  # already resolved for the active profile
-    datasets: dict[str, DatasetEvaluation]
-
-    def __post_init__(self) -> None:
-        _check(self.batch_size > 0, "batch_size", self.batch_size, "a positive integer")
-        _check(self.examples >= 0, "examples", self.examples, "a non-negative integer")
+    schedule: per_profile(EvaluationSchedule)  # resolved for the active profile
+    datasets: dict[Str, DatasetEvaluation]
 
     def of(self, dataset: str) -> DatasetEvaluation:
         """Settings of `dataset` (defaults when it is not listed: no speech classes, inverse on)."""
         return self.datasets.get(dataset, DatasetEvaluation())
 
 
-@dataclass(frozen=True)
-class Params:
-    profile: str
+@section
+class Params(Section):
+    profile: Annotated[Str, one_of(*PROFILES)]
     audio: AudioConfig
     stft: StftConfig
     shards: ShardConfig
-    corpora: CorporaConfig
-    folders: dict[str, FolderConfig]
-    datasets: dict[str, DatasetConfig]
+    # Raw (a copy, so that editing the YAML mapping later changes nothing); pipeline.corpora.registry validates it.
+    corpora: Annotated[dict[Name, dict[Str, Any]], AfterValidator(copy.deepcopy)]
+    folders: dict[Name, FolderConfig]
+    datasets: dict[Name, DatasetConfig]
     model: ModelConfig
     train: TrainConfig
-    variants: dict[str, VariantConfig]
+    variants: dict[Name, VariantConfig]
     evaluate: EvaluateConfig
 
-    def __post_init__(self) -> None:
-        _check(self.profile in PROFILES, "profile", self.profile, f"one of {PROFILES}")
-        clash = set(self.folders) & {f.name for f in dataclasses.fields(CorporaConfig)}
-        _check(not clash, "folders", sorted(clash), "names different from the built-in corpora")
+    @model_validator(mode="after")
+    def _cross_references(self) -> Params:
+        require(self.stft.n_fft <= self.audio.clip_samples,
+                f"at most a clip's length, audio.sample_rate x audio.clip_seconds = {self.audio.clip_samples} "
+                "samples", key=("stft", "n_fft"), value=self.stft.n_fft)
+        clash = sorted(set(self.folders) & set(self.corpora))
+        require(not clash, "names different from the built-in corpora", key=("folders",), value=clash)
         known = self.corpus_names
         for dataset, config in self.datasets.items():
             for class_name, sources in config.classes.items():
                 for source in sources:
-                    _check(source.corpus in known, f"datasets.{dataset}.classes.{class_name}.corpus",
-                           source.corpus, f"one of the corpora {sorted(known)}")
+                    require(source.corpus in known, f"one of the corpora {sorted(known)}",
+                            key=("datasets", dataset, "classes", class_name, "corpus"), value=source.corpus)
         for name, variant in self.variants.items():
-            _check(variant.dataset in self.datasets, f"variants.{name}.dataset", variant.dataset,
-                   f"one of the datasets {sorted(self.datasets)}")
+            require(variant.dataset in self.datasets, f"one of the datasets {sorted(self.datasets)}",
+                    key=("variants", name, "dataset"), value=variant.dataset)
         for name, settings in self.evaluate.datasets.items():
-            _check(name in self.datasets, f"evaluate.datasets.{name}", name,
-                   f"one of the datasets {sorted(self.datasets)}")
+            require(name in self.datasets, f"one of the datasets {sorted(self.datasets)}",
+                    key=("evaluate", "datasets", name), value=name)
             unknown = sorted(set(settings.speech) - set(self.datasets[name].class_names))
-            _check(not unknown, f"evaluate.datasets.{name}.speech", unknown,
-                   f"classes of {name}: {list(self.datasets[name].class_names)}")
+            require(not unknown, f"classes of {name}: {list(self.datasets[name].class_names)}",
+                    key=("evaluate", "datasets", name, "speech"), value=unknown)
+        return self
 
     @property
     def corpus_names(self) -> tuple[str, ...]:
-        builtin = tuple(f.name for f in dataclasses.fields(CorporaConfig))
-        return builtin + tuple(self.folders)
+        """Every corpus a dataset may draw from: the built-in ones (`corpora`), then the user's `folders`."""
+        return tuple(self.corpora) + tuple(self.folders)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -411,97 +480,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 def parse_params(raw: Mapping[str, Any]) -> Params:
     """Validate a params mapping (as read from YAML) into `Params`."""
-    raw = dict(raw)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(_describe((), raw, "a mapping of sections"))
     # `orchestration` says how stages run (task runner, Dask, schedule), never what they produce: it is read by
     # pipeline.orchestration.settings and is no stage's parameter.
-    raw.pop("orchestration", None)
+    raw = {key: value for key, value in raw.items() if key != "orchestration"}
     profile = raw.get("profile")
     if profile not in PROFILES:
-        raise ConfigError(f"profile: got {profile!r}, expected one of {PROFILES}")
-    datasets = raw.get("datasets")
-    if isinstance(datasets, Mapping):
-        raw["datasets"] = {name: _resolve_profile(spec, "sizes", profile, f"datasets.{name}")
-                           for name, spec in datasets.items()}
-    raw["train"] = _resolve_profile(raw.get("train"), "schedule", profile, "train")
-    raw["evaluate"] = _resolve_profile(raw.get("evaluate"), "schedule", profile, "evaluate")
-    return _build(Params, raw, "")
-
-
-def _resolve_profile(spec: Any, key: str, profile: str, where: str) -> Any:
-    """Replace `spec[key]`, a mapping profile -> value, by the active profile's value."""
-    if not isinstance(spec, Mapping) or not isinstance(spec.get(key), Mapping):
-        return spec  # _build reports the missing/odd key
-    if profile not in spec[key]:
-        raise ConfigError(f"{where}.{key}: no entry for profile {profile!r} (have {sorted(spec[key])})")
-    return {**spec, key: spec[key][profile]}
-
-
-def _build(tp: Any, value: Any, where: str) -> Any:
-    """Convert YAML data to the annotated type `tp`, raising ConfigError with the dotted key on mismatch."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where or 'params'}: got {value!r}, expected a mapping")
-        hints = typing.get_type_hints(tp)
-        fields = {f.name: f for f in dataclasses.fields(tp)}
-        unknown = sorted(set(value) - set(fields))
-        if unknown:
-            raise ConfigError(f"{_join(where, unknown[0])}: unknown key (known: {sorted(fields)})")
-        kwargs = {}
-        for name, f in fields.items():
-            key = _join(where, name)
-            if name in value:
-                kwargs[name] = _build(hints[name], value[name], key)
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{key}: missing")
-        try:
-            return tp(**kwargs)
-        except ConfigError as err:
-            raise ConfigError(f"{where}.{err}" if where else str(err)) from None
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        inner = [o for o in options if o is not type(None)]
-        return _build(inner[0], value, where)
-    if origin is dict:
-        key_type, value_type = typing.get_args(tp)
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: got {value!r}, expected a mapping")
-        return {_build(key_type, k, where): _build(value_type, v, _join(where, str(k))) for k, v in value.items()}
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: got {value!r}, expected a list")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{where}: got {list(value)!r}, expected a list of {len(args)} values")
-        return tuple(_build(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    return _scalar(tp, value, where)
-
-
-def _scalar(tp: Any, value: Any, where: str) -> Any:
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: got {value!r}, expected true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and value.lstrip("-").isdigit():
-                return int(value)  # YAML mapping keys such as mixture sizes may arrive as strings
-            raise ConfigError(f"{where}: got {value!r}, expected an integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{where}: got {value!r}, expected a finite number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: got {value!r}, expected a string")
-        return value
-    raise TypeError(f"unsupported parameter type {tp!r} at {where}")
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
+        raise ConfigError(_describe(("profile",), profile, f"one of {PROFILES}"))
+    return validate_section(Params, raw, context={"profile": profile})

@@ -2,7 +2,7 @@
 
 `run_stage` runs the stage as its Prefect flow (`flows/<kind>.py`) when a Prefect API is configured
 (`PREFECT_API_URL` or the active Prefect profile), so `dvc repro` shows up in the Prefect UI; otherwise it calls
-the same function directly (`pipeline.orchestration.steps`) without importing Prefect. `PIPELINE_PREFECT`
+the same function (the stage module's `run`, which the flow calls too) directly, without importing Prefect. `PIPELINE_PREFECT`
 overrides: `never`, or `always` (a temporary Prefect server per stage: ~20 s each, see README).
 """
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Any
+from typing import Any, Callable
 
 from pipeline.orchestration.distributed import in_distributed_env
-from pipeline.orchestration.fanout import DaskFanout, ExecutorFanout, Fanout
 from pipeline.orchestration.settings import OrchestrationSettings, load_orchestration, use_prefect
+from pipeline.parallel import ParallelMap, parallel_map
 
-FANNED_OUT = ("prepare", "mix", "evaluate")  # stage kinds with parallel parts (`fanout=`)
+FANNED_OUT = ("prepare", "mix", "evaluate")  # stage kinds with parallel parts (`parallel=`)
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -32,15 +32,10 @@ def setup_logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
-
-
-def run_stage(kind: str, params: str | None = None, **kwargs: Any) -> Any:
-    """Run stage kind `kind`: as its Prefect flow when an API is configured, else its step function directly.
-
-    `kwargs` are the step's arguments by name (`pipeline.orchestration.steps.<kind>`, the flow's parameters).
-    """
+def run_stage(kind: str, step: Callable[..., Any], params: str | None = None, **kwargs: Any) -> Any:
+    """Run stage kind `kind`: as its Prefect flow (`flows/<kind>.py`) when an API is configured, else `step`
+    (the stage module's `run`) directly. `kwargs` are the step's arguments by name (the flow's parameters);
+    `workers` sizes the parallel map of the stage kinds that fan out (FANNED_OUT)."""
     if params is not None:
         kwargs["params"] = params
     if use_prefect() and not in_distributed_env():  # torchrun ranks run inside their launcher's flow
@@ -48,18 +43,14 @@ def run_stage(kind: str, params: str | None = None, **kwargs: Any) -> Any:
         from flows.runners import run_stage_flow
 
         return run_stage_flow(kind, **kwargs)
-    from pipeline.orchestration import steps
+    workers = kwargs.pop("workers", None)
+    if kind not in FANNED_OUT:
+        return step(**kwargs)
+    with local_parallel(load_orchestration(params or "params.yaml"), workers) as parallel:
+        return step(**kwargs, parallel=parallel)
 
-    if kind in FANNED_OUT:
-        kwargs["fanout"] = local_fanout(load_orchestration(params or "params.yaml"), kwargs.get("workers"))
-    return getattr(steps, kind)(**kwargs)
 
-
-def local_fanout(settings: OrchestrationSettings, workers: int | None) -> Fanout | None:
-    """Without Prefect: a Dask cluster when `scheduler_address` is set, threads when `task_runner: threads`,
-    else None (the library's own process pool of `workers`)."""
-    if settings.scheduler_address:
-        return DaskFanout(settings.scheduler_address)
-    if settings.task_runner == "threads":
-        return ExecutorFanout("threads", workers or settings.resolved_workers)
-    return None
+def local_parallel(settings: OrchestrationSettings, workers: int | None) -> ParallelMap:
+    """Without Prefect: the Dask cluster at `scheduler_address` when set, else a local pool of `task_runner`
+    (threads or processes) with `workers` (default: the settings' workers, one per core)."""
+    return parallel_map(settings.task_runner, workers or settings.resolved_workers, settings.scheduler_address)

@@ -3,7 +3,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.common import default_workers, parser, run_stage, setup_logging
+from pipeline.parallel import ParallelMap
+from stages.common import parser, run_stage, setup_logging
+
+
+def run(dataset: str, params: str | Path, data: str | Path, models: str | Path, out: str | Path,
+        tables: str | Path, *, progress: bool = True, parallel: ParallelMap | None = None) -> dict[str, float]:
+    """Separate and score the test split of `dataset` with every system; write its tables."""
+    import pandas as pd
+
+    from pipeline.config import load_params
+    from pipeline.evaluation.run import evaluate_dataset
+    from pipeline.evaluation.tables import write_tables
+
+    parsed = load_params(params)
+    metrics = evaluate_dataset(dataset, parsed, Path(data), Path(models), Path(out), parallel=parallel,
+                               progress=progress)
+    write_tables(dataset, parsed, pd.read_parquet(Path(out) / "scores.parquet"), Path(tables))
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -13,10 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--models", type=Path, required=True, help="its trained models (data/models/<dataset>)")
     args.add_argument("--out", type=Path, required=True, help="evaluation folder (data/evaluation/<dataset>)")
     args.add_argument("--tables", type=Path, default=Path("reports/tables"), help="CSV and Markdown tables")
-    args.add_argument("--workers", type=int, default=default_workers(), help="BSS-Eval processes (same results)")
+    args.add_argument("--workers", type=int, default=None,
+                      help="scoring workers (default: orchestration.workers, one per core); same scores")
     ns = args.parse_args(argv)
     setup_logging()
-    run_stage("evaluate", ns.params, dataset=ns.dataset, data=ns.data, models=ns.models, out=ns.out,
+    run_stage("evaluate", run, ns.params, dataset=ns.dataset, data=ns.data, models=ns.models, out=ns.out,
               tables=ns.tables, workers=ns.workers, progress=not ns.quiet)
 
 

@@ -6,6 +6,14 @@ from pathlib import Path
 from stages.common import parser, run_stage, setup_logging
 
 
+def run(corpus: str, params: str | Path, out: str | Path, downloads_dir: str | Path) -> dict:
+    """Generate (profile demo) or download and extract (profile paper) `corpus` into `out`."""
+    from pipeline.config import load_params
+    from pipeline.corpora.recipes import fetch_corpus
+
+    return fetch_corpus(corpus, load_params(params), Path(out), Path(downloads_dir))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__)
     args.add_argument("corpus")
@@ -14,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
                       help="download cache, kept between runs so interrupted downloads resume")
     ns = args.parse_args(argv)
     setup_logging()
-    run_stage("fetch", ns.params, corpus=ns.corpus, out=ns.out, downloads_dir=ns.downloads)
+    run_stage("fetch", run, ns.params, corpus=ns.corpus, out=ns.out, downloads_dir=ns.downloads)
 
 
 if __name__ == "__main__":

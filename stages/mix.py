@@ -3,7 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.parallel import ParallelMap
 from stages.common import parser, run_stage, setup_logging
+
+
+def run(dataset: str, params: str | Path, clips: str | Path, out: str | Path, datasheet: str | Path, *,
+        progress: bool = True, parallel: ParallelMap | None = None) -> dict:
+    """Clip tables -> mixture dataset `dataset` in `out`, and its datasheet."""
+    from pipeline.config import load_params
+    from pipeline.mixing.datasheet import build_with_datasheet
+
+    return build_with_datasheet(dataset, load_params(params), Path(clips), Path(out), Path(datasheet),
+                                progress=progress, parallel=parallel)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -14,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--datasheet", type=Path, required=True, help="datasheet (reports/data/<dataset>.json)")
     ns = args.parse_args(argv)
     setup_logging()
-    run_stage("mix", ns.params, dataset=ns.dataset, clips=ns.clips, out=ns.out, datasheet=ns.datasheet,
+    run_stage("mix", run, ns.params, dataset=ns.dataset, clips=ns.clips, out=ns.out, datasheet=ns.datasheet,
               progress=not ns.quiet)
 
 

@@ -6,6 +6,13 @@ from pathlib import Path
 from stages.common import parser, run_stage, setup_logging
 
 
+def run(reports: str | Path, summary: str | Path, curves: str | Path) -> str:
+    """The Markdown table and the curves page over every trained variant; returns the Markdown."""
+    from pipeline.reports.training import summarise_training
+
+    return summarise_training(Path(reports), Path(summary), Path(curves))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__)
     args.add_argument("--reports", type=Path, default=Path("reports/training"))
@@ -13,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--curves", type=Path, required=True)
     ns = args.parse_args(argv)
     setup_logging()
-    run_stage("training_summary", reports=ns.reports, summary=ns.summary, curves=ns.curves)
+    run_stage("training_summary", run, reports=ns.reports, summary=ns.summary, curves=ns.curves)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,9 @@ def project(tmp_path_factory) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], root)
     _dvc("init", "-q", cwd=root)
+    # committed, as a clone is (dvclive, which the train stages log through, fails in a repository without commits)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "project"], root)
     return root
 
 

@@ -8,19 +8,63 @@ Splits are by source recording (stable hash of the file name): pieces of one rec
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import shutil
 from pathlib import Path
+from typing import Annotated, Sequence
 
-from pipeline.config import MovieSfxConfig
+from tqdm import tqdm
+
+from pipeline.config import Int, PositiveFloat, PositiveInt, SampleRate, Section, SplitFractions, Str, rule, section
+from pipeline.corpora.base import CorpusRecipe, PlannedDownload
+from pipeline.corpora.demo import synthesis as demo
+from pipeline.corpora.demo.backgrounds import BACKGROUND_KINDS
 from pipeline.corpora.download import DownloadError, download
-from pipeline.shards import file_sha256
 from pipeline.corpora.recordings import Recording, stable_split
+from pipeline.shards import file_sha256
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.csv"
 COLUMNS = ("file", "url", "sha256", "licence", "title", "label", "contains_speech")
+
+# Random stream of the demo writer; a fixed value: changing it changes every generated file.
+_TAG_SFX = 6
+
+
+# --------------------------------------------------------------------------------------------- params schema
+
+
+def _known_distinct_kinds(kinds: tuple[str, ...]) -> bool:
+    return len(kinds) > 0 and len(set(kinds)) == len(kinds) and set(kinds) <= set(BACKGROUND_KINDS)
+
+
+@section
+class MovieSfxDemo(Section):
+    kinds: Annotated[tuple[Str, ...], rule(_known_distinct_kinds,
+                                           f"distinct background kinds among {sorted(BACKGROUND_KINDS)}")]
+    per_kind: PositiveInt
+    seconds: PositiveFloat
+    sample_rate: SampleRate
+    seed: Int
+
+
+@section
+class MovieSfxPaper(Section):
+    manifest: Annotated[Str, rule(bool, f"the path of a CSV file with columns {','.join(COLUMNS)}")]
+
+
+@section
+class MovieSfxConfig(Section):
+    """`corpora.movie_sfx`: the split fractions, the demo's sounds, the manifest of files to download."""
+
+    split_fractions: SplitFractions
+    demo: MovieSfxDemo
+    paper: MovieSfxPaper
+
+
+# --------------------------------------------------------------------------------------------- the manifest
 
 
 def read_manifest(path: Path) -> list[dict[str, str]]:
@@ -47,39 +91,41 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def _has_speech(row: dict[str, str]) -> bool:
+    return row["contains_speech"].strip().lower() == "true"
+
+
+# --------------------------------------------------------------------------------------------- profile paper
+
+
+def planned_downloads(config: MovieSfxConfig, downloads_dir: Path) -> list[PlannedDownload]:
+    """Every speech-free manifest entry; each may fail without failing the fetch."""
+    return [PlannedDownload(row["file"], row["url"], str(Path(downloads_dir) / "movie_sfx" / row["file"]),
+                            row["sha256"] or None, required=False)
+            for row in read_manifest(Path(config.paper.manifest)) if not _has_speech(row)]
+
+
 def download_movie_sfx(config: MovieSfxConfig, raw_dir: Path, downloads_dir: Path) -> dict:
     """Download every speech-free manifest entry into `raw_dir/files`; a failed entry is reported, not fatal."""
-    rows = read_manifest(Path(config.paper.manifest))
+    planned = planned_downloads(config, downloads_dir)
     files = raw_dir / "files"
     files.mkdir(parents=True, exist_ok=True)
     failed, unverified = [], {}
-    for row in rows:
-        if row["contains_speech"].strip().lower() == "true":
-            continue
-        cached = downloads_dir / "movie_sfx" / row["file"]
+    for item in planned:
         try:
-            download(row["url"], cached, sha256=row["sha256"] or None)
+            download(item.url, Path(item.dest), sha256=item.sha256)
         except (DownloadError, ValueError) as err:
-            failed.append({"file": row["file"], "url": row["url"], "reason": str(err)})
+            failed.append({"file": item.name, "url": item.url, "reason": str(err)})
             log.warning("movie_sfx: %s", err)
             continue
-        if not row["sha256"]:
-            unverified[row["file"]] = file_sha256(cached)
-        shutil.copyfile(cached, files / row["file"])
-    if len(failed) == len([r for r in rows if r["contains_speech"].strip().lower() == "false"]):
+        if item.sha256 is None:
+            unverified[item.name] = file_sha256(Path(item.dest))
+        shutil.copyfile(item.dest, files / item.name)
+    if len(failed) == len(planned):
         raise DownloadError(f"movie_sfx: every download in {config.paper.manifest} failed (first: {failed[0]['reason']})"
                             if failed else f"movie_sfx: {config.paper.manifest} lists no speech-free recording")
     shutil.copyfile(config.paper.manifest, raw_dir / MANIFEST)
     return {"failed_downloads": failed, "unverified_sha256": unverified}
-
-
-def write_demo_movie_sfx_corpus(config: MovieSfxConfig, raw_dir: Path) -> None:
-    """Generate the offline stand-in: procedural background sounds (rain, wind, engine, ...) in the same layout."""
-    from pipeline.corpora.demo.layouts import write_demo_movie_sfx
-
-    demo = config.demo
-    write_demo_movie_sfx(raw_dir, kinds=demo.kinds, per_kind=demo.per_kind, seconds=demo.seconds,
-                         sample_rate=demo.sample_rate, seed=demo.seed)
 
 
 def list_movie_sfx(config: MovieSfxConfig, raw_dir: Path) -> tuple[list[Recording], list[dict[str, str]]]:
@@ -88,7 +134,7 @@ def list_movie_sfx(config: MovieSfxConfig, raw_dir: Path) -> tuple[list[Recordin
     recordings, excluded = [], []
     for row in read_manifest(raw_dir / MANIFEST):
         name = row["file"]
-        if row["contains_speech"].strip().lower() == "true":
+        if _has_speech(row):
             excluded.append({"file": name, "reason": "excluded: contains speech (manifest)"})
             continue
         path = raw_dir / "files" / name
@@ -99,3 +145,59 @@ def list_movie_sfx(config: MovieSfxConfig, raw_dir: Path) -> tuple[list[Recordin
                                     speaker=Path(name).stem, gender=None,
                                     split=stable_split(name, config.split_fractions)))
     return recordings, excluded
+
+
+# --------------------------------------------------------------------------------------------- profile demo
+
+
+def write_demo_movie_sfx(
+    root: Path, *, kinds: Sequence[str], per_kind: int, seconds: float, sample_rate: int, seed: int
+) -> None:
+    """Write procedural sound effects: root/files/<kind>_<nnn>.wav plus root/manifest.csv.
+
+    The manifest has the columns of COLUMNS; `file` is the plain file name ("rain_000.wav"), as in a
+    manifest of downloads, and the file itself lies in root/files/.
+    """
+    unknown = sorted(set(kinds) - set(BACKGROUND_KINDS))
+    if unknown:
+        raise ValueError(f"unknown background kinds {unknown}; available: {sorted(BACKGROUND_KINDS)}")
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"background kinds repeat: {list(kinds)}")
+    root = Path(root)
+    jobs = [(kind, index) for kind in kinds for index in range(per_kind)]
+    rows: list[dict[str, str]] = []
+    for kind, index in tqdm(jobs, desc="demo movie_sfx", unit="file", leave=False):
+        rng = demo.seeded_rng(seed, _TAG_SFX, demo.stable_key(kind), index)
+        name = f"{kind}_{index:03d}.wav"
+        demo.write_wav(root / "files" / name, BACKGROUND_KINDS[kind](rng, seconds, sample_rate), sample_rate)
+        rows.append({
+            "file": name,
+            "url": "",
+            "sha256": file_sha256(root / "files" / name),
+            "licence": "CC0 (generated)",
+            "title": f"{kind.replace('_', ' ').capitalize()} {index + 1} (procedural)",
+            "label": kind,
+            "contains_speech": "false",
+        })
+    demo.write_text(root / MANIFEST, _manifest_text(rows))
+    log.info("wrote demo movie_sfx to %s: %d kinds x %d files x %.1f s", root, len(kinds), per_kind, seconds)
+
+
+def write_demo(config: MovieSfxConfig, raw_dir: Path) -> None:
+    """Generate the offline stand-in: procedural background sounds (rain, wind, engine, ...) in the same layout."""
+    d = config.demo
+    write_demo_movie_sfx(raw_dir, kinds=d.kinds, per_kind=d.per_kind, seconds=d.seconds, sample_rate=d.sample_rate,
+                         seed=d.seed)
+
+
+def _manifest_text(rows: list[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(sorted(rows, key=lambda row: row["file"]))
+    return buffer.getvalue()
+
+
+RECIPE = CorpusRecipe(name="movie_sfx", schema=MovieSfxConfig, write_demo=write_demo,
+                      planned_downloads=planned_downloads, download=download_movie_sfx,
+                      list_recordings=list_movie_sfx)

@@ -7,14 +7,11 @@ the corpus.
 """
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -22,16 +19,15 @@ from tqdm import tqdm
 
 from pipeline.audio.clips import cut_clips, normalise_rms, rms, to_db
 from pipeline.audio.io import AudioError, load_mono
-from pipeline.config import SPLITS, AudioConfig, ShardConfig
+from pipeline.config import SPLITS, AudioConfig, Params, ShardConfig
+from pipeline.corpora.recipes import list_recordings
 from pipeline.corpora.recordings import Recording
-from pipeline.orchestration.fanout import Fanout, current_fanout
+from pipeline.parallel import Inline, ParallelMap
 from pipeline.shards import ShardWriter, audio_array
 
 log = logging.getLogger(__name__)
 
-BATCH_RECORDINGS = 256  # recordings decoded per round; bounds the clips held in memory
-CHUNK_RECORDINGS = 16   # recordings per inter-process message (one at a time costs more than it saves)
-DECODED_DIR = ".decoded"  # under the output folder while a fanned-out prepare runs: one file pair per batch
+BATCH_RECORDINGS = 64  # recordings per decoding task (one at a time costs more in messages than it saves)
 
 
 def clip_schema(clip_samples: int) -> pa.Schema:
@@ -85,15 +81,23 @@ class PrepareReport:
         }
 
 
+def prepare_corpus(name: str, params: Params, raw_dir: Path | None, out_dir: Path, *, progress: bool = True,
+                   parallel: ParallelMap | None = None) -> dict:
+    """List and prepare corpus `name` into clip shards under `out_dir/<split>/`; returns the prepare report."""
+    recordings, excluded = list_recordings(name, params, raw_dir)
+    log.info("%s: %d recordings, %d excluded before decoding", name, len(recordings), len(excluded))
+    return prepare_clips(name, recordings, out_dir, params.audio, params.shards, excluded=excluded,
+                         progress=progress, parallel=parallel).as_dict()
+
+
 def prepare_clips(corpus: str, recordings: Sequence[Recording], out_dir: str | Path, audio: AudioConfig,
-                  shards: ShardConfig, *, excluded: Sequence[dict[str, str]] = (), workers: int = 1,
-                  progress: bool = True, fanout: Fanout | None = None) -> PrepareReport:
+                  shards: ShardConfig, *, excluded: Sequence[dict[str, str]] = (), progress: bool = True,
+                  parallel: ParallelMap | None = None) -> PrepareReport:
     """Write the clip table of `recordings` to `out_dir/<split>/clips-NNNNN.parquet` and return the report.
 
     `excluded` lists items the corpus recipe left out before decoding (`file`, `reason`); they are reported too.
-    Decoding runs on `workers` local processes, or, given a `fanout` (default: the one installed with
-    `pipeline.orchestration.fanout.use_fanout`), as one task per batch of `BATCH_RECORDINGS` recordings; either
-    way the shards are written here, in recording order, so the output is byte-identical.
+    Decoding runs as one task of `parallel` (default: inline) per batch of `BATCH_RECORDINGS` recordings; the
+    shards are written here, in recording order, so the output is byte-identical whichever map decoded it.
     """
     out_dir = Path(out_dir)
     report = PrepareReport(corpus=corpus, recordings=len(recordings), excluded=len(excluded),
@@ -104,35 +108,44 @@ def prepare_clips(corpus: str, recordings: Sequence[Recording], out_dir: str | P
     metadata = {"corpus": corpus, "sample_rate": audio.sample_rate, "clip_samples": audio.clip_samples,
                 "target_rms": audio.target_rms}
     by_split = {split: [r for r in recordings if r.split == split] for split in SPLITS}
+    jobs = [(split, index, items[start:start + BATCH_RECORDINGS])
+            for split, items in by_split.items()
+            for index, start in enumerate(range(0, len(items), BATCH_RECORDINGS))]
+    decoded = (parallel or Inline()).map(decode_batch, [(corpus, batch, audio) for *_, batch in jobs],
+                                         task="decode", names=[f"{corpus}/{s}-{i:05d}" for s, i, _ in jobs])
     bar = tqdm(total=len(recordings), desc=f"prepare {corpus}", unit="file", disable=not progress)
-    fanout = fanout or current_fanout()
-    with _Decoder(corpus, by_split, audio, workers, fanout, out_dir / DECODED_DIR) as decoded:
-        for split in by_split:
-            with ShardWriter(out_dir / split, schema, prefix="clips", rows_per_group=shards.rows_per_group,
-                             groups_per_shard=shards.groups_per_shard, compression=shards.compression,
-                             metadata={**metadata, "split": split}) as writer:
-                for recording, outcome in decoded(split):
+    for split in by_split:  # jobs are in split order, so each split's batches come back together
+        with ShardWriter(out_dir / split, schema, prefix="clips", rows_per_group=shards.rows_per_group,
+                         groups_per_shard=shards.groups_per_shard, compression=shards.compression,
+                         metadata={**metadata, "split": split}) as writer:
+            for batch in (batch for job_split, _, batch in jobs if job_split == split):
+                for recording, outcome in zip(batch, next(decoded)):
                     bar.update(1)
-                    if isinstance(outcome, str):
-                        report.skipped.append({"file": recording.source_file, "reason": outcome})
-                        log.warning("skipped %s: %s", recording.source_file, outcome)
-                        continue
-                    rows, levels, silent = outcome
-                    report.dropped_silent += silent
-                    if rows is None:
-                        report.skipped.append({"file": recording.source_file,
-                                               "reason": "silent: every clip below silence_threshold_db"})
-                        continue
-                    writer.write(rows)
-                    report.recordings_used += 1
-                    report.clips[split] += len(levels)
-                    report.clips_per_label[f"{split}/{recording.label}"] += len(levels)
-                    report.rms_db.extend(levels)
+                    _record(report, writer, split, recording, outcome)
     bar.close()
     if report.recordings_used == 0:
         raise ValueError(f"corpus {corpus!r}: none of its {len(recordings)} recordings could be used "
                          f"(first reason: {report.skipped[0]['reason'] if report.skipped else 'unknown'})")
     return report
+
+
+def _record(report: PrepareReport, writer: ShardWriter, split: str, recording: Recording, outcome) -> None:
+    """Write one recording's clips, or count and list why it was skipped."""
+    if isinstance(outcome, str):
+        report.skipped.append({"file": recording.source_file, "reason": outcome})
+        log.warning("skipped %s: %s", recording.source_file, outcome)
+        return
+    rows, levels, silent = outcome
+    report.dropped_silent += silent
+    if rows is None:
+        report.skipped.append({"file": recording.source_file,
+                               "reason": "silent: every clip below silence_threshold_db"})
+        return
+    writer.write(rows)
+    report.recordings_used += 1
+    report.clips[split] += len(levels)
+    report.clips_per_label[f"{split}/{recording.label}"] += len(levels)
+    report.rms_db.extend(levels)
 
 
 def clips_of_recording(corpus: str, recording: Recording,
@@ -172,126 +185,10 @@ def _decode_one(args: tuple[str, Recording, AudioConfig]):
         return f"{type(err).__name__}: {err}"
 
 
-def _decode_all(corpus: str, items: Sequence[Recording], audio: AudioConfig,
-                pool) -> Iterator[tuple[Recording, object]]:
-    """Decode recordings in order (results are ordered, so the output does not depend on worker timing)."""
-    for start in range(0, len(items), BATCH_RECORDINGS):
-        batch = items[start:start + BATCH_RECORDINGS]
-        yield from zip(batch, pool.map(_decode_one, [(corpus, r, audio) for r in batch], chunksize=CHUNK_RECORDINGS))
-
-
-class _Decoder:
-    """`decoded(split)` yields (recording, outcome) of a split in order; splits must be asked for in order.
-
-    Without a fanout: the local pool, split by split (as before fan-out existed). With one: every batch of every
-    split is submitted up front (the fanout bounds how many run at once); out-of-process batches come back as
-    files under `scratch`, read one at a time and deleted, so memory stays one batch.
-    """
-
-    def __init__(self, corpus: str, by_split: dict[str, list[Recording]], audio: AudioConfig, workers: int,
-                 fanout: Fanout | None, scratch: Path):
-        self.corpus, self.by_split, self.audio, self.fanout, self.scratch = corpus, by_split, audio, fanout, scratch
-        self.pool = _pool(workers) if fanout is None else None
-        self.jobs = [(split, index, items[start:start + BATCH_RECORDINGS])
-                     for split, items in by_split.items()
-                     for index, start in enumerate(range(0, len(items), BATCH_RECORDINGS))]
-        self.results: Iterator | None = None
-
-    def __enter__(self):
-        if self.pool is not None:
-            self.pool.__enter__()
-        elif self.fanout.in_process:
-            self.results = self.fanout.map(decode_batch, [(self.corpus, batch, self.audio) for *_, batch in self.jobs],
-                                           task="decode", names=[f"{s}-{i:05d}" for s, i, _ in self.jobs])
-        else:
-            self.scratch.mkdir(parents=True, exist_ok=True)
-            self.results = self.fanout.map(
-                decode_batch_to_file,
-                [(self.corpus, batch, self.audio, str(self.scratch / f"{s}-{i:05d}")) for s, i, batch in self.jobs],
-                task="decode", names=[f"{self.corpus}/{s}-{i:05d}" for s, i, _ in self.jobs])
-        return self
-
-    def __call__(self, split: str) -> Iterator[tuple[Recording, object]]:
-        if self.pool is not None:
-            yield from _decode_all(self.corpus, self.by_split[split], self.audio, self.pool)
-            return
-        for job_split, _, batch in self.jobs:
-            if job_split != split:
-                continue
-            result = next(self.results)
-            yield from zip(batch, result if self.fanout.in_process else load_decoded(result, delete=True))
-
-    def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.__exit__(*exc)
-        if self.results is not None:
-            self.results.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
-
-
 def decode_batch(job: tuple[str, Sequence[Recording], AudioConfig]) -> list:
     """Decode a batch of recordings: one outcome per recording, as `clips_of_recording` or an error string."""
     corpus, batch, audio = job
     return [_decode_one((corpus, recording, audio)) for recording in batch]
-
-
-def decode_batch_to_file(job: tuple[str, Sequence[Recording], AudioConfig, str]) -> str:
-    """`decode_batch`, written to `<stem>.arrow` (the rows) and `<stem>.json` (outcomes); returns the stem."""
-    corpus, batch, audio, stem = job
-    outcomes = decode_batch((corpus, batch, audio))
-    tables, index = [], []
-    for outcome in outcomes:
-        if isinstance(outcome, str):
-            index.append({"error": outcome})
-            continue
-        rows, levels, dropped = outcome
-        index.append({"rows": 0 if rows is None else rows.num_rows, "levels": levels, "dropped": dropped})
-        if rows is not None:
-            tables.append(rows)
-    schema = clip_schema(audio.clip_samples)
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    tmp = Path(stem + ".arrow.tmp")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        writer.write_table(table)
-    tmp.replace(stem + ".arrow")
-    Path(stem + ".json").write_text(json.dumps(index))
-    return stem
-
-
-def load_decoded(stem: str, delete: bool = False) -> list:
-    """The outcomes written by `decode_batch_to_file` (rows as Arrow tables, levels exactly as computed)."""
-    with pa.OSFile(stem + ".arrow", "rb") as source:  # read into memory: the file is deleted below
-        table = pa.ipc.open_file(source).read_all()
-    index = json.loads(Path(stem + ".json").read_text())
-    outcomes, start = [], 0
-    for item in index:
-        if "error" in item:
-            outcomes.append(item["error"])
-            continue
-        rows = table.slice(start, item["rows"]) if item["rows"] else None
-        start += item["rows"]
-        outcomes.append((rows, item["levels"], item["dropped"]))
-    if delete:
-        Path(stem + ".arrow").unlink(missing_ok=True)
-        Path(stem + ".json").unlink(missing_ok=True)
-    return outcomes
-
-
-class _InlinePool:
-    """The `map` of an executor, run in this process (no start-up cost for one worker)."""
-
-    def map(self, fn, items, chunksize=1):
-        return [fn(item) for item in items]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-
-def _pool(workers: int):
-    return _InlinePool() if workers <= 1 else ProcessPoolExecutor(max_workers=workers)
 
 
 def _stats(values: np.ndarray) -> dict[str, float | None]:

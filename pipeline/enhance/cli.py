@@ -54,8 +54,9 @@ def enhance_file(args: argparse.Namespace) -> Path:
     if info.frames == 0:
         raise ValueError(f"{source}: contains no samples")
     classes = args.dialogue_classes.split(",") if args.dialogue_classes else None
-    model_path, dialogue = resolve_model(args.model, classes, args.registry)
-    enhancer = StreamingEnhancer(DialogueMasker.load(model_path, dialogue), info.samplerate, info.channels,
+    model_path, dialogue, separator = resolve_model(args.model, classes, args.registry)
+    masker = DialogueMasker.load(model_path, dialogue, kind=separator)
+    enhancer = StreamingEnhancer(masker, info.samplerate, info.channels,
                                  dialogue_gain_db=args.dialogue_gain, background_gain_db=args.background_gain,
                                  update_frames=args.update_frames, lookahead_frames=args.lookahead_frames)
     outputs = {"output": target}

@@ -1,8 +1,12 @@
 """The model registry: which trained model `enhance` uses by default, and which of its classes are dialogue.
 
 Written by the `select_model` stage after evaluation: among the variants trained on a dataset with dialogue
-(speech) classes and other classes, the one with the best median SI-SDR improvement on dialogue sources in
-forward inference with estimated classes (the mode `enhance` runs) on the test split.
+(speech) classes and other classes, and whose model a separator kind can stream (`Kind.window`), the one with
+the best median SI-SDR improvement on dialogue sources, scored on the test split in that kind's row with
+estimated classes (for the VAE: forward inference with estimated classes, the mode `enhance` runs).
+
+An entry names the separator kind that reads its model file under `separator`; entries without one are
+`DEFAULT_STREAM_KIND` (the VAE's forward inference), which is left out so registries stay as they were.
 """
 from __future__ import annotations
 
@@ -13,12 +17,25 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import Params
-from pipeline.evaluation.systems import short_name
+from pipeline.separators.base import System
+from pipeline.separators.registry import DEFAULT_STREAM_KIND, KINDS
 from pipeline.shards import write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REGISTRY = REPO_ROOT / "models" / "registry.json"
 SELECTION = "median SI-SDRi of dialogue sources, forward inference with estimated classes, test split"
+
+
+def streaming_row(params: Params, variant: str) -> System | None:
+    """The row that ranks `variant` for enhance: the estimated-class row of the first kind that streams it."""
+    dataset = params.variants[variant].dataset
+    for kind in KINDS.values():
+        if kind.window is None:
+            continue
+        for row in kind.rows(dataset, params, variant):
+            if row.classes != "oracle":
+                return row
+    return None
 
 
 def build_registry(params: Params, evaluation_dir: Path, models_dir: Path) -> dict[str, Any]:
@@ -29,21 +46,25 @@ def build_registry(params: Params, evaluation_dir: Path, models_dir: Path) -> di
         dialogue = list(params.evaluate.of(config.dataset).speech)
         if not dialogue or set(dialogue) == set(dataset.class_names):
             continue  # nothing to remix against
+        row = streaming_row(params, variant)
+        if row is None:
+            continue  # no separator kind streams this model
         scores_path = Path(evaluation_dir) / config.dataset / "scores.parquet"
         if not scores_path.is_file():
             raise FileNotFoundError(f"{scores_path} not found; run evaluate@{config.dataset} first")
         scores = pd.read_parquet(scores_path, columns=["system", "source", "si_sdri"])
-        system = f"{short_name(variant, config.dataset)}.forward.classify"
-        picked = scores[(scores["system"] == system) & scores["source"].isin(dialogue)]["si_sdri"]
+        picked = scores[(scores["system"] == row.key) & scores["source"].isin(dialogue)]["si_sdri"]
         models[variant] = {
             "path": (Path(models_dir) / config.dataset / variant / "model.pt").as_posix(),
             "dataset": config.dataset,
             "classes": list(dataset.class_names),
             "dialogue_classes": dialogue,
             "dialogue_si_sdri_median": round(float(picked.median()), 4) if len(picked) else None,
+            **({} if row.kind == DEFAULT_STREAM_KIND else {"separator": row.kind}),
         }
     if not models:
-        raise ValueError("no trained variant has both dialogue and other classes (see evaluate.datasets.*.speech)")
+        raise ValueError("no trained variant has both dialogue and other classes (see evaluate.datasets.*.speech) "
+                         "and a separator kind that streams it")
     best = max(models, key=lambda name: models[name]["dialogue_si_sdri_median"] or float("-inf"))
     return {"default": best, "selection": SELECTION, "models": models}
 
@@ -53,23 +74,30 @@ def write_registry(registry: dict[str, Any], path: Path = DEFAULT_REGISTRY) -> N
 
 
 def resolve_model(model: str | None, dialogue_classes: list[str] | None,
-                  registry_path: Path = DEFAULT_REGISTRY) -> tuple[Path, list[str]]:
-    """The model file and dialogue classes to use: explicit ones, else the registry's default."""
+                  registry_path: Path = DEFAULT_REGISTRY) -> tuple[Path, list[str], str]:
+    """The model file, dialogue classes and separator kind to use: explicit ones, else the registry's default.
+
+    A model file the registry does not list is read by `DEFAULT_STREAM_KIND`.
+    """
     registry = json.loads(registry_path.read_text()) if registry_path.is_file() else None
     if model is None:
         if registry is None:
             raise FileNotFoundError(f"no --model given and no registry at {registry_path}; run `./run.sh repro` "
                                     f"first (it trains the models and writes the registry) or pass --model")
         entry = registry["models"][registry["default"]]
-        return _absolute(entry["path"], registry_path), dialogue_classes or entry["dialogue_classes"]
+        return _absolute(entry["path"], registry_path), dialogue_classes or entry["dialogue_classes"], _kind(entry)
     path = Path(model)
-    if dialogue_classes:
-        return path, dialogue_classes
     for entry in (registry or {}).get("models", {}).values():
         if _absolute(entry["path"], registry_path).resolve() == path.resolve():
-            return path, entry["dialogue_classes"]
+            return path, dialogue_classes or entry["dialogue_classes"], _kind(entry)
+    if dialogue_classes:
+        return path, dialogue_classes, DEFAULT_STREAM_KIND
     raise ValueError(f"model {path} is not in the registry {registry_path}: say which of its classes are dialogue "
                      f"with --dialogue-classes")
+
+
+def _kind(entry: dict[str, Any]) -> str:
+    return entry.get("separator", DEFAULT_STREAM_KIND)
 
 
 def _absolute(path: str, registry_path: Path) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import Params
-from pipeline.evaluation.run import summary_table
+from pipeline.evaluation.summary import summary_table
 
 MARKDOWN_COLUMNS = {
     "training": "training", "method": "signal estimate", "classes": "classes",

@@ -6,7 +6,7 @@ reference in the same (known) order, so BSS-Eval runs with `compute_permutation=
 BSS-Eval comes from `mir_eval.separation.bss_eval_sources` (deprecated in mir_eval 0.8, removed in 0.9: pinned,
 and cross-checked against an independent implementation in tests/metrics/test_separation.py). It runs with
 BLAS limited to one thread per process (multi-threaded BLAS on a busy machine made it ~8x slower); use
-`score_many(workers=...)` to parallelise across mixtures instead.
+`score_many(parallel=...)` to parallelise across mixtures instead.
 
 Failure policy (what `score_mixture` records; nothing raises for bad *estimates*, bad *inputs* raise):
 
@@ -38,14 +38,14 @@ import contextlib
 import itertools
 import logging
 import math
-import multiprocessing
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 import numpy as np
 import pandas as pd
+
+from pipeline.parallel import Inline, ParallelMap
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ SUMMARY_METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdr_mixture", "si_sdri", "
 ROW_COLUMNS = ("mixture_id", "source", "index", "speech", "status", "sdr", "sir", "sar", "si_sdr",
                "si_sdr_mixture", "si_sdri", "pesq", "pesq_mixture")
 
-_WORKER_PRELOAD = ("pipeline.metrics.separation", "mir_eval.separation", "pesq", "soxr")
+WORKER_PRELOAD = ("pipeline.metrics.separation", "mir_eval.separation", "pesq", "soxr")
 
 Item = tuple[str, np.ndarray, np.ndarray, np.ndarray, Sequence[bool], Sequence[str]]
 
@@ -333,54 +333,44 @@ def _score_item(item: Item, rate: int) -> list[dict]:
 def score_many(
     items: Iterable[Item],
     rate: int,
-    workers: int = 1,
+    parallel: ParallelMap | None = None,
     chunk: int = 16,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Score many mixtures; one row per (mixture, source), in input order whatever `workers` is.
+    """Score many mixtures; one row per (mixture, source), in input order whichever `parallel` map runs it.
 
     items: (mixture_id, references (S, L), estimates (S, L), mixture (L,), speech flags (S,), names (S,)).
-    Columns: ROW_COLUMNS. workers=1 scores in this process; workers>1 uses a ProcessPoolExecutor (start method
-    "forkserver", else "spawn") whose `map(..., chunksize=chunk)` is fed `workers * chunk * 4` items at a
-    time, so memory stays bounded. Every item runs with one BLAS thread, so results do not depend on workers.
+    Columns: ROW_COLUMNS. Items are scored `chunk` at a time, each chunk one task of `parallel` (default:
+    inline; `parallel_map(..., preload=WORKER_PRELOAD)` starts process workers with the metric libraries
+    imported). Every item runs with one BLAS thread, so the scores do not depend on the map.
     """
-    if workers < 1 or chunk < 1:
-        raise ValueError(f"workers and chunk must be >= 1; got workers={workers}, chunk={chunk}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1; got {chunk}")
     from tqdm import tqdm
 
-    total = len(items) if hasattr(items, "__len__") else None
-    score = partial(_score_item, rate=rate)
+    parallel = parallel or Inline()
+    chunks = list(_chunks(items, chunk))
     rows: list[dict] = []
-    with tqdm(total=total, desc="score", unit="mixture", disable=not progress) as bar:
-        for item_rows in _map_items(score, items, workers, chunk):
-            rows.extend(item_rows)
-            bar.update(1)
+    with tqdm(total=sum(len(c) for c in chunks), desc="score", unit="mixture", disable=not progress) as bar:
+        for chunk_rows in parallel.map(partial(score_chunk, rate=rate), chunks, task="score"):
+            for item_rows in chunk_rows:
+                rows.extend(item_rows)
+                bar.update(1)
     frame = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
     logger.info("scored %d sources of %d mixtures (%d not ok)", len(frame),
                 frame["mixture_id"].nunique(), int((frame["status"] != STATUS_OK).sum()))
     return frame
 
 
-def _map_items(score, items: Iterable[Item], workers: int, chunk: int) -> Iterator[list[dict]]:
-    """Apply `score` to each item in order, in-process or over `workers` processes in bounded windows."""
-    if workers == 1:
-        yield from map(score, items)
-        return
-    window = workers * chunk * 4
+def score_chunk(items: Sequence[Item], rate: int) -> list[list[dict]]:
+    """The rows of each item of a chunk (one task of `score_many`)."""
+    return [_score_item(item, rate) for item in items]
+
+
+def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
     iterator = iter(items)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        while batch := list(itertools.islice(iterator, window)):
-            yield from pool.map(score, batch, chunksize=chunk)
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """"forkserver" preloading the metric libraries where available (safe in threaded callers such as Prefect,
-    and after the first pool ~0.5 s to start two workers instead of ~2 s), else "spawn"."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(_WORKER_PRELOAD))  # only takes effect before the server starts
-    return context
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 # ------------------------------------------------------------------------------------------------------------

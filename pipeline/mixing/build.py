@@ -20,7 +20,7 @@ from pipeline.audio.clips import rms, to_db
 from pipeline.config import SPLITS, AudioConfig, DatasetConfig, ShardConfig
 from pipeline.mixing.catalog import class_candidates
 from pipeline.mixing.plan import MixturePlan, plan_split
-from pipeline.orchestration.fanout import Fanout, current_fanout
+from pipeline.parallel import Inline, ParallelMap
 from pipeline.shards import ShardWriter, audio_array, audio_matrix
 
 log = logging.getLogger(__name__)
@@ -134,30 +134,27 @@ def build_split(name: str, config: DatasetConfig, split: str, audio: AudioConfig
 
 
 def build_dataset(name: str, config: DatasetConfig, audio: AudioConfig, shards: ShardConfig, clips_root: Path,
-                  out_dir: Path, progress: bool = True, *, fanout: Fanout | None = None) -> dict:
+                  out_dir: Path, progress: bool = True, *, parallel: ParallelMap | None = None) -> dict:
     """Build every split of dataset `name` under `out_dir/<split>/`; returns the datasheet (without corpora).
 
-    Splits are independent (own plan, own folder); given a `fanout` (default: the one installed with
-    `pipeline.orchestration.fanout.use_fanout`) each is one task, else they are built one after the other.
+    Splits are independent (own plan, own folder): each is one task of `parallel` (default: inline, one after
+    the other, with progress bars); the bytes written do not depend on the map.
     """
     sheet = {"dataset": name, "classes": list(config.class_names), "sample_rate": audio.sample_rate,
              "clip_samples": audio.clip_samples, "splits": {}, "shards": {}}
-    fanout = fanout or current_fanout()
-    if fanout is None:
-        built = (build_split(name, config, split, audio, shards, clips_root, out_dir, progress) for split in SPLITS)
-    else:
-        built = fanout.map(build_split_job, [(name, config, split, audio, shards, str(clips_root), str(out_dir))
-                                             for split in SPLITS], task="mix-split",
-                           names=[f"{name}/{split}" for split in SPLITS])
+    parallel = parallel or Inline()
+    show = progress and isinstance(parallel, Inline)  # bars of other processes would interleave
+    jobs = [(name, config, split, audio, shards, str(clips_root), str(out_dir), show) for split in SPLITS]
+    built = parallel.map(build_split_job, jobs, task="mix-split", names=[f"{name}/{split}" for split in SPLITS])
     for split, (section, split_shards) in zip(SPLITS, built):
         sheet["splits"][split], sheet["shards"][split] = section, split_shards
     return sheet
 
 
 def build_split_job(job: tuple) -> tuple[dict, list[dict]]:
-    """`build_split` as one task: (name, config, split, audio, shards, clips_root, out_dir), no progress bar."""
-    name, config, split, audio, shards, clips_root, out_dir = job
-    return build_split(name, config, split, audio, shards, Path(clips_root), Path(out_dir), progress=False)
+    """`build_split` as one task: (name, config, split, audio, shards, clips_root, out_dir, progress)."""
+    name, config, split, audio, shards, clips_root, out_dir, progress = job
+    return build_split(name, config, split, audio, shards, Path(clips_root), Path(out_dir), progress=progress)
 
 
 def _accumulate(stats: SplitStats, plan: MixturePlan, start: int, stop: int, mixtures: np.ndarray,

@@ -10,13 +10,12 @@ import os
 import tomllib
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import yaml
 
-from pipeline.config import ConfigError, _build, _check
+from pipeline.config import Bool, ConfigError, Int, Section, Str, one_of, rule, section, validate_section
 
 log = logging.getLogger(__name__)
 
@@ -25,33 +24,30 @@ PREFECT_MODES = ("auto", "always", "never")
 PREFECT_ENV = "PIPELINE_PREFECT"  # auto (flows when a Prefect API is configured) | always | never
 
 
-@dataclass(frozen=True)
-class RebuildSettings:
+Cron = Annotated[Str, rule(lambda v: len(v.split()) in (5, 6), "a cron expression such as '0 3 * * *'")]
+Workers = Annotated[Int, rule(lambda v: v >= 0, "0 (one per core) or a positive number")]
+Processes = Annotated[Int, rule(lambda v: v >= 1, "a positive number")]
+
+
+@section
+class RebuildSettings(Section):
     """The scheduled `rebuild` deployment: when it runs and which optional steps it takes."""
 
-    cron: str = "0 3 * * *"
-    timezone: str = "UTC"
-    git_pull: bool = False
-    dvc_pull: bool = False
-    dvc_push: bool = False
-    remote: str | None = None      # DVC remote for pull/push; None: the default remote
-
-    def __post_init__(self) -> None:
-        _check(len(self.cron.split()) in (5, 6), "cron", self.cron, "a cron expression such as '0 3 * * *'")
+    cron: Cron = "0 3 * * *"
+    timezone: Str = "UTC"
+    git_pull: Bool = False
+    dvc_pull: Bool = False
+    dvc_push: Bool = False
+    remote: Str | None = None      # DVC remote for pull/push; None: the default remote
 
 
-@dataclass(frozen=True)
-class OrchestrationSettings:
-    task_runner: str = "processes"          # threads | processes: where the tasks of a stage run locally
-    workers: int = 0                        # parallel tasks; 0: one per CPU core this process may use
-    scheduler_address: str | None = None    # a Dask scheduler (tcp://host:8786): tasks run on that cluster
-    train_processes: int = 1                # >1: train with torchrun + DistributedDataParallel (one per GPU)
-    rebuild: RebuildSettings = field(default_factory=RebuildSettings)
-
-    def __post_init__(self) -> None:
-        _check(self.task_runner in TASK_RUNNERS, "task_runner", self.task_runner, f"one of {TASK_RUNNERS}")
-        _check(self.workers >= 0, "workers", self.workers, "0 (one per core) or a positive number")
-        _check(self.train_processes >= 1, "train_processes", self.train_processes, "a positive number")
+@section
+class OrchestrationSettings(Section):
+    task_runner: Annotated[Str, one_of(*TASK_RUNNERS)] = "processes"  # where the tasks of a stage run locally
+    workers: Workers = 0                    # parallel tasks; 0: one per CPU core this process may use
+    scheduler_address: Str | None = None    # a Dask scheduler (tcp://host:8786): tasks run on that cluster
+    train_processes: Processes = 1          # >1: train with torchrun + DistributedDataParallel (one per GPU)
+    rebuild: RebuildSettings = RebuildSettings()
 
     @property
     def resolved_workers(self) -> int:
@@ -64,7 +60,7 @@ def cpu_count() -> int:
 
 def parse_orchestration(raw: Mapping[str, Any] | None) -> OrchestrationSettings:
     """Validate the `orchestration` mapping (None: defaults); errors name the dotted key."""
-    return _build(OrchestrationSettings, dict(raw or {}), "orchestration")
+    return validate_section(OrchestrationSettings, {} if raw is None else raw, "orchestration")
 
 
 def load_orchestration(params_path: str | Path = "params.yaml") -> OrchestrationSettings:
@@ -72,11 +68,6 @@ def load_orchestration(params_path: str | Path = "params.yaml") -> Orchestration
     path = Path(params_path)
     raw = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
     return parse_orchestration(raw.get("orchestration"))
-
-
-def strip_orchestration(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A params mapping without `orchestration` (for `pipeline.config.parse_params`, which rejects unknown keys)."""
-    return {key: value for key, value in raw.items() if key != "orchestration"}
 
 
 def prefect_api_url() -> str | None:

@@ -212,13 +212,11 @@ FIGURES = (
 
 def system_label(key: str) -> str:
     """Legend text of a system key: `class-vae.inverse_joint.classify` -> 'class-vae · inverse (joint) · classify'."""
-    from pipeline.evaluation.systems import System
+    from pipeline.separators.base import System
 
     if key in REFERENCE_LABELS:
         return REFERENCE_LABELS[key]
-    training, method, classes = key.rsplit(".", 2)
-    signal, _, inverse = method.partition("_")
-    return System(training, signal, classes, inverse).label
+    return System.from_key(key).label
 
 
 def figure_systems(spec: FigureSpec, scores: pd.DataFrame, loss_of: dict[str, str]) -> list[tuple[str, str]]:

@@ -53,7 +53,7 @@ class Trained:
 
 def trained_variants(params: Params) -> list[Trained]:
     """Every variant of params.yaml, named as in the evaluation keys (`d2-source-vae` -> `source-vae`)."""
-    from pipeline.evaluation.systems import short_name
+    from pipeline.separators.base import short_name
 
     return [Trained(v.dataset, short_name(name, v.dataset), v.supervision, v.model, v.loss)
             for name, v in sorted(params.variants.items())]

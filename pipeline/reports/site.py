@@ -145,7 +145,7 @@ def _table(name: str, scores: pd.DataFrame, tables_dir: Path) -> pd.DataFrame:
             return table
         log.warning("%s lacks columns %s; recomputing the table from scores.parquet", path,
                     sorted(set(TABLE_COLUMNS) - set(table.columns)))
-    from pipeline.evaluation.run import summary_table
+    from pipeline.evaluation.summary import summary_table
 
     return summary_table(scores).round(4)
 

@@ -8,6 +8,7 @@ import yaml
 
 from pipeline.config import Params, parse_params
 from pipeline.corpora.prepare import prepare_clips
+from pipeline.corpora.registry import corpus_config
 from pipeline.corpora.sc09 import list_sc09
 from pipeline.mixing.build import build_dataset
 from pipeline.testing.audio import repo_params_raw, with_datasets, write_sc09_layout
@@ -49,7 +50,7 @@ def build_tiny_dataset(root: Path, raw: dict[str, Any] | None = None) -> tuple[P
     raw = raw or tiny_training_raw()
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     params = parse_params(raw)
-    recordings = list_sc09(params.corpora.sc09, write_sc09_layout(root / "raw", DIGITS, speakers=6))
+    recordings = list_sc09(corpus_config(params, "sc09"), write_sc09_layout(root / "raw", DIGITS, speakers=6))
     prepare_clips("sc09", recordings, root / "clips" / "sc09", params.audio, params.shards, progress=False)
     build_dataset("dt", params.datasets["dt"], params.audio, params.shards, root / "clips", root / "dt", progress=False)
     return params, root / "dt"

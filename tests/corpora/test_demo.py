@@ -1,4 +1,4 @@
-"""Tests of the offline demo corpus: espeak binding, procedural backgrounds and the three layout writers."""
+"""Tests of the offline demo corpus: espeak binding, procedural backgrounds and each corpus's demo writer."""
 
 from __future__ import annotations
 
@@ -13,14 +13,10 @@ import soundfile as sf
 
 from pipeline.corpora.demo.backgrounds import BACKGROUND_KINDS
 from pipeline.corpora.demo.espeak import EspeakError, EspeakSynthesizer
-from pipeline.corpora.demo.layouts import (
-    DIGITS,
-    MANIFEST_COLUMNS,
-    grid_sentence,
-    write_demo_grid,
-    write_demo_movie_sfx,
-    write_demo_sc09,
-)
+from pipeline.corpora.grid import grid_sentence, write_demo_grid
+from pipeline.corpora.movie_sfx import COLUMNS as MANIFEST_COLUMNS
+from pipeline.corpora.movie_sfx import write_demo_movie_sfx
+from pipeline.corpora.sc09 import DIGITS, write_demo_sc09
 
 SC09 = dict(speakers=4, takes=1, valid_fraction=0.25, test_fraction=0.25, seed=5)
 GRID_SPEAKERS = {"s1": "male", "s4": "female"}

@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.audio.clips import rms
 from pipeline.corpora.prepare import prepare_clips
+from pipeline.parallel import LocalPool
 from pipeline.corpora.recordings import Recording, stable_split
 from pipeline.config import SplitFractions
 from pipeline.shards import audio_matrix, read_manifest, shard_paths
@@ -67,7 +68,8 @@ def test_prepare_is_deterministic_whatever_the_worker_count(tmp_path, messy_corp
     digests = []
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        prepare_clips("mine", messy_corpus, out, params.audio, params.shards, workers=workers, progress=False)
+        with LocalPool("processes", workers) as pool:
+            prepare_clips("mine", messy_corpus, out, params.audio, params.shards, progress=False, parallel=pool)
         digests.append([s["sha256"] for split in ("train", "test") for s in read_manifest(out / split)["shards"]])
     assert digests[0] == digests[1]
 

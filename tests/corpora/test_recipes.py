@@ -8,7 +8,8 @@ import pytest
 
 from pipeline.config import parse_params
 from pipeline.shards import file_sha256
-from pipeline.corpora.recipes import fetch_corpus, list_recordings, prepare_corpus
+from pipeline.corpora.prepare import prepare_corpus
+from pipeline.corpora.recipes import fetch_corpus, list_recordings
 from pipeline.shards import read_manifest
 from pipeline.testing.audio import noise, repo_params_raw, tone, write_sc09_layout, write_wav
 from pipeline.testing.http_server import LocalHTTPServer

@@ -7,11 +7,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
+import torch
 
 from pipeline.enhance.cli import main as enhance_main
 from pipeline.enhance.masker import DialogueMasker
+from pipeline.enhance.registry import resolve_model
 from pipeline.enhance.stream import MaskStream, StreamingEnhancer
 from pipeline.models.checkpoint import save_model
 from pipeline.models.train import build_model
@@ -178,3 +181,53 @@ def test_python_dash_m_entry_point(model_file, tmp_path):
                            "--registry", str(model_file[1]), "--quiet"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert sf.info(str(tmp_path / "o.wav")).frames == 4000
+
+
+class _FixedRatio:
+    """A toy streaming separator: speech gets the window's magnitudes, background three times them."""
+
+    classes = CLASSES
+
+    def magnitudes(self, windows):
+        return torch.stack([windows, 3 * windows], dim=1)
+
+
+def test_a_registered_streaming_kind_is_what_the_registry_entry_names(model_file, tmp_path, monkeypatch):
+    from pipeline.separators import registry as kinds
+    from pipeline.separators.base import Kind
+
+    monkeypatch.setitem(kinds.KINDS, "toy", Kind("toy", lambda *_: [], lambda *_: None,
+                                                  window=lambda path, device: _FixedRatio()))
+    entry = json.loads(model_file[1].read_text())
+    entry["models"]["tiny"]["separator"] = "toy"
+    (tmp_path / "registry.json").write_text(json.dumps(entry))
+    path, dialogue, kind = resolve_model(None, None, tmp_path / "registry.json")
+    assert (path, dialogue, kind) == (model_file[0], ["speech"], "toy")
+    assert resolve_model(str(model_file[0]), None, model_file[1])[2] == "vae-forward"  # entries without one
+    masker = DialogueMasker.load(path, dialogue, kind=kind)
+    mask = masker(torch.rand(3, 44, 201) + 0.1)
+    assert mask.shape == (3, 44, 201) and torch.allclose(mask, torch.full_like(mask, 0.1))
+    source = write_wav(tmp_path / "in.wav", tone(0.5, 8600), 8600)
+    assert enhance_main([str(source), "-o", str(tmp_path / "o.wav"), "--registry", str(tmp_path / "registry.json"),
+                         "--quiet", "--dialogue-gain", "0", "--background-gain", "0"]) == 0
+    with pytest.raises(ValueError, match="unknown separator kind 'nope'; known kinds: .*vae-forward"):
+        DialogueMasker.load(path, dialogue, kind="nope")
+
+
+def test_the_registry_ranks_each_dialogue_model_by_its_streaming_row(tmp_path):
+    from pipeline.enhance.registry import SELECTION, build_registry, streaming_row
+    from tests.reports.conftest import report_params, write_fake_evaluation
+
+    params = report_params()
+    for seed, dataset in enumerate(sorted(params.datasets)):
+        write_fake_evaluation(tmp_path / "evaluation" / dataset, dataset, params, seed)
+    registry = build_registry(params, tmp_path / "evaluation", tmp_path / "models")
+    assert registry["selection"] == SELECTION and registry["default"] in registry["models"]
+    for variant, entry in registry["models"].items():
+        row = streaming_row(params, variant)
+        assert row.key.endswith(".forward.classify") and row.kind == "vae-forward" and "separator" not in entry
+        scores = pd.read_parquet(tmp_path / "evaluation" / entry["dataset"] / "scores.parquet")
+        picked = scores[(scores["system"] == row.key) & scores["source"].isin(entry["dialogue_classes"])]
+        assert entry["dialogue_si_sdri_median"] == round(float(picked["si_sdri"].median()), 4)
+    best = max(registry["models"].values(), key=lambda e: e["dialogue_si_sdri_median"])
+    assert registry["models"][registry["default"]] is best

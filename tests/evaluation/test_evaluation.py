@@ -20,11 +20,10 @@ def evaluated(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     params, data = build_tiny_dataset(root)
     for variant in ("dt-source", "dt-class"):
-        train_variant(variant, params, data, root / "models" / variant, root / "reports", root / "scratch",
-                      progress=False)
+        train_variant(variant, params, data, root / "models" / variant, root / "scratch", progress=False)
     params = dataclasses.replace(params, variants={k: v for k, v in params.variants.items()
                                                    if k in ("dt-source", "dt-class")})
-    metrics = evaluate_dataset("dt", params, data, root / "models", root / "evaluation", workers=1, progress=False)
+    metrics = evaluate_dataset("dt", params, data, root / "models", root / "evaluation", progress=False)
     return params, root, metrics
 
 
@@ -79,13 +78,28 @@ def test_missing_model_is_named(evaluated, tmp_path):
         evaluate_dataset("dt", params, root / "dt", tmp_path / "nothing", tmp_path / "out", progress=False)
 
 
-def test_scores_are_the_same_when_scoring_fans_out(evaluated, tmp_path):
-    from pipeline.orchestration.fanout import ExecutorFanout
+def test_scores_are_the_same_when_scoring_runs_on_a_process_pool(evaluated, tmp_path):
+    from pipeline.metrics.separation import WORKER_PRELOAD
+    from pipeline.parallel import LocalPool
 
     params, root, metrics = evaluated
-    fanned = evaluate_dataset("dt", params, root / "dt", root / "models", tmp_path / "fanned", workers=1,
-                              progress=False, fanout=ExecutorFanout("processes", 2))
-    assert fanned == metrics
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "fanned" / "scores.parquet"),
-                                  pd.read_parquet(root / "evaluation" / "scores.parquet"))
-    assert not (tmp_path / "fanned" / ".scoring").exists()
+    with LocalPool("processes", 2, preload=WORKER_PRELOAD) as pool:
+        pooled = evaluate_dataset("dt", params, root / "dt", root / "models", tmp_path / "pooled", parallel=pool,
+                                  progress=False)
+    assert pooled == metrics
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pooled" / "scores.parquet"),
+                                  pd.read_parquet(root / "evaluation" / "scores.parquet"), check_exact=True)
+    assert sorted(p.name for p in (tmp_path / "pooled").iterdir()) == [
+        "examples.npz", "metrics.json", "scores.parquet", "systems.json", "timings.json"]
+
+
+def test_systems_json_names_each_rows_kind_and_metadata(evaluated):
+    params, root, _ = evaluated
+    described = json.loads((root / "evaluation" / "systems.json").read_text())
+    assert sorted(described) == sorted(s.key for s in systems_for("dt", params))
+    assert described["reference.oracle.oracle"]["kind"] == "oracle-mask"
+    assert described["class.forward.classify"] == {
+        "label": "class · forward · classify", "kind": "vae-forward", "variant": "dt-class", "supervision": "class",
+        "class_estimate": "estimated", "permutation": False, "max_mixtures": 8}
+    assert described["source.inverse_joint.classify"]["kind"] == "vae-inverse"
+    assert described["source.inverse_joint.classify"]["max_mixtures"] == 4

@@ -9,6 +9,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from pipeline.metrics import separation as sep
+from pipeline.parallel import LocalPool
 
 RATE = 8600
 LENGTH = 8600
@@ -399,10 +400,11 @@ def test_pesq_only_for_speech_sources():
 # Many mixtures
 
 
-def test_score_many_same_frame_with_one_or_two_workers():
+def test_score_many_same_frame_inline_or_on_two_processes():
     items = _items(4, np.random.default_rng(12), {2: sep.STATUS_NONFINITE})
-    serial = sep.score_many(items, RATE, workers=1)
-    parallel = sep.score_many(iter(items), RATE, workers=2, chunk=1, progress=True)
+    serial = sep.score_many(items, RATE)
+    with LocalPool("processes", 2, preload=sep.WORKER_PRELOAD) as pool:
+        parallel = sep.score_many(iter(items), RATE, parallel=pool, chunk=1, progress=True)
     pd.testing.assert_frame_equal(serial, parallel, check_exact=True)
     expected_ids = [item[0] for item in items for _ in range(2)]  # input order, not sorted (ids count down)
     assert serial["mixture_id"].tolist() == expected_ids

@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.config import parse_params
 from pipeline.corpora.prepare import prepare_clips
+from pipeline.corpora.registry import corpus_config
 from pipeline.corpora.sc09 import list_sc09
 from pipeline.mixing.build import build_dataset
 from pipeline.mixing.plan import NotEnoughClipsError
@@ -33,7 +34,7 @@ def clips_root(tmp_path_factory):
     """sc09-style clips: 3 digits x 6 speakers (4 train, 1 valid, 1 test per digit)."""
     root = tmp_path_factory.mktemp("corpus")
     params = _params()
-    recordings = list_sc09(params.corpora.sc09, write_sc09_layout(root / "raw", DIGITS, speakers=6))
+    recordings = list_sc09(corpus_config(params, "sc09"), write_sc09_layout(root / "raw", DIGITS, speakers=6))
     prepare_clips("sc09", recordings, root / "clips" / "sc09", params.audio, params.shards, progress=False)
     return root / "clips"
 

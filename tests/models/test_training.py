@@ -1,6 +1,8 @@
-"""Training on a tiny dataset: every mode learns, a killed run resumes to the same weights, bad input is clear."""
+"""Training on a tiny dataset: every mode learns, a killed run resumes to the same weights and reports, callbacks
+see every step and validation, bad input is clear."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -16,7 +18,8 @@ from pipeline.models import objective as objective_module
 from pipeline.models.checkpoint import load_model, load_safely
 from pipeline.models.data import MixtureSplit
 from pipeline.models.objective import compute
-from pipeline.models.train import FAULT_ENV, TrainingDivergedError, build_model, resolve_setup, train_variant
+from pipeline.models.train import Callback, TrainingDivergedError, TrainingState, build_model, resolve_setup, \
+    train_variant
 from pipeline.testing.audio import REPO_ROOT
 from pipeline.testing.datasets import build_tiny_dataset, tiny_training_raw
 
@@ -92,19 +95,23 @@ def test_bf16_runs_the_network_in_bfloat16_and_keeps_weights_and_losses_float32(
                for p in model.parameters())
 
 
-def _train_cli(root: Path, out: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "stages.train", "dt-source", "--params", str(root / "params.yaml"),
+def _train_cli(root: Path, out: str, kill_at_step: int | None = None) -> subprocess.CompletedProcess:
+    entry = ["stages.train"] if kill_at_step is None else ["tests.models.faults", "--kill-at-step", str(kill_at_step)]
+    command = [sys.executable, "-m", *entry, "dt-source", "--params", str(root / "params.yaml"),
                "--data", str(root / "dt"), "--out", str(root / out), "--reports", str(root / out / "reports"),
-               "--scratch", str(root / out / "scratch"), "--quiet"]
-    return subprocess.run(command, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=300)
+               "--scratch", str(root / out / "scratch"), "--timings", str(root / out / "timings"), "--quiet"]
+    return subprocess.run(command, cwd=REPO_ROOT, env=os.environ, capture_output=True, text=True, timeout=300)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_killed_run_resumes_to_the_same_weights(tiny):
     root = tiny[1].parent
     whole = _train_cli(root, "whole")
     assert whole.returncode == 0, whole.stderr[-2000:]
-    killed = _train_cli(root, "resumed", {FAULT_ENV: "7"})  # mid-epoch: 24 mixtures, batch 8 -> 3 steps an epoch
+    killed = _train_cli(root, "resumed", kill_at_step=7)  # mid-epoch: 24 mixtures, batch 8 -> 3 steps an epoch
     assert killed.returncode == -signal.SIGKILL
     assert not (root / "resumed" / "model.pt").exists() and any((root / "resumed" / "scratch").glob("*/last.pt"))
     resumed = _train_cli(root, "resumed")
@@ -113,19 +120,54 @@ def test_killed_run_resumes_to_the_same_weights(tiny):
     a, b = load_safely(root / "whole" / "model.pt"), load_safely(root / "resumed" / "model.pt")
     assert a["step"] == b["step"] and a["valid_reconstruction"] == b["valid_reconstruction"]
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
-    assert (root / "whole" / "reports" / "dt-source.csv").read_text().splitlines()[1:] and \
-        [line.split(",")[:7] for line in (root / "whole" / "reports" / "dt-source.csv").read_text().splitlines()] == \
-        [line.split(",")[:7] for line in (root / "resumed" / "reports" / "dt-source.csv").read_text().splitlines()]
+    # every report is byte-identical (no wall-clock figure in them); the timings are apart
+    whole_reports = _tree(root / "whole" / "reports")
+    assert {"dt-source/metrics.json", "dt-source/plots/metrics/valid_loss.tsv", "dt-source.png"} <= set(whole_reports)
+    assert whole_reports == _tree(root / "resumed" / "reports")
+    assert b"seconds" not in b"".join(whole_reports.values())
+    timing = json.loads((root / "resumed" / "timings" / "train@dt-source.json").read_text())
+    assert timing["mixtures_per_second"] > 0 and [v["step"] for v in timing["validations"]] == [3, 6, 9, 12]
     assert not any((root / "resumed" / "scratch").iterdir())  # cleaned after success
 
 
 def test_model_file_loads_on_cpu_with_its_provenance(tiny, tmp_path):
     params, data = tiny
-    summary = train_variant("dt-class", params, data, tmp_path / "m", tmp_path / "r", tmp_path / "s", progress=False)
+    result = train_variant("dt-class", params, data, tmp_path / "m", tmp_path / "s", progress=False)
     model, info = load_model(tmp_path / "m" / "model.pt", "cpu")
     assert info["classes"] == ["zero", "one", "two"] and info["variant"] == "dt-class"
-    assert info["step"] == summary["best_step"] and len(info["data_shards"]) >= 2 and "torch" in info["versions"]
-    assert not model.training and (tmp_path / "r" / "dt-class.png").stat().st_size > 1000
+    assert info["step"] == result.summary["best_step"] and len(info["data_shards"]) >= 2 and "torch" in info["versions"]
+    assert not model.training and result.writer
+    assert [row["step"] for row in result.curve] == [3, 6, 9, 12]
+    assert "mixtures_per_second" in result.timing and "mixtures_per_second" not in result.summary
+
+
+class _Recorder(Callback):
+    def __init__(self, stop_at_validation: int | None = None):
+        self.steps: list[int] = []
+        self.validations: list[int] = []
+        self.stop_at_validation = stop_at_validation
+
+    def on_step(self, state: TrainingState) -> None:
+        self.steps.append(state.step)
+
+    def on_validation(self, state: TrainingState) -> None:
+        self.validations.append(state.curve[-1]["step"])
+        if state.step == self.stop_at_validation:
+            raise RuntimeError(f"injected fault at step {state.step}")
+
+
+def test_callbacks_see_every_step_and_validation_and_a_raising_one_stops_after_the_checkpoint(tiny, tmp_path):
+    params, data = tiny
+    recorder = _Recorder()
+    train_variant("dt-source", params, data, tmp_path / "m", tmp_path / "s", progress=False, callbacks=[recorder])
+    assert recorder.steps == list(range(1, 13)) and recorder.validations == [3, 6, 9, 12]
+    failing = _Recorder(stop_at_validation=6)
+    with pytest.raises(RuntimeError, match="injected fault at step 6"):
+        train_variant("dt-source", params, data, tmp_path / "m2", tmp_path / "s2", progress=False,
+                      callbacks=[failing])
+    assert failing.steps == list(range(1, 6)) and not (tmp_path / "m2" / "model.pt").exists()
+    (checkpoint,) = (tmp_path / "s2").glob("*/last.pt")
+    assert load_safely(checkpoint)["state"]["step"] == 6
 
 
 class _Exploit:
@@ -159,9 +201,9 @@ def test_nan_loss_stops_with_step_and_checkpoint_and_saves_no_model(tiny, tmp_pa
                                                   terms.classification)
         return terms
 
-    monkeypatch.setattr("pipeline.models.train.compute", poisoned)
+    monkeypatch.setattr("pipeline.models.train.ddp.compute", poisoned)
     with pytest.raises(TrainingDivergedError, match=r"loss is nan at step 5; last good checkpoint: .*last\.pt \(step 3\)"):
-        train_variant("dt-source", params, data, tmp_path / "m", tmp_path / "r", tmp_path / "s", progress=False)
+        train_variant("dt-source", params, data, tmp_path / "m", tmp_path / "s", progress=False)
     assert not (tmp_path / "m" / "model.pt").exists()
 
 
@@ -172,7 +214,7 @@ def test_dataset_with_other_classes_is_refused(tiny, tmp_path):
                                         "two": raw["datasets"]["dt"]["classes"]["two"]}
     raw["evaluate"]["datasets"]["dt"]["speech"] = ["zero"]
     with pytest.raises(ValueError, match=r"classes \['zero', 'one', 'two'\].*\['zero', 'two'\].*mix@dt"):
-        train_variant("dt-source", parse_params(raw), data, tmp_path / "m", tmp_path / "r", tmp_path / "s")
+        train_variant("dt-source", parse_params(raw), data, tmp_path / "m", tmp_path / "s")
 
 
 def test_empty_split_is_refused(tiny, tmp_path):
@@ -180,4 +222,4 @@ def test_empty_split_is_refused(tiny, tmp_path):
     raw["datasets"]["dt"]["sizes"]["demo"]["valid"] = 0
     params, data = build_tiny_dataset(tmp_path, raw)
     with pytest.raises(ValueError, match="valid split .* is empty"):
-        train_variant("dt-source", params, data, tmp_path / "m", tmp_path / "r", tmp_path / "s")
+        train_variant("dt-source", params, data, tmp_path / "m", tmp_path / "s")

@@ -64,10 +64,12 @@ def ran_stages(output: str) -> list[str]:
 
 def write_training_reports(reports: Path) -> Path:
     """One variant's training summary and curve, as the train stage writes them (input of training_summary)."""
+    from pipeline.reports.training import write_variant_reports
+
     reports.mkdir(parents=True)
-    (reports / "v.json").write_text(json.dumps({"best_step": 3, "steps": 3, "stopped_by": "max_steps",
-                                                "best_valid_reconstruction": 1.0, "mixtures_per_second": 1.0,
-                                                "train_seconds": 1.0, "device": "cpu"}))
-    (reports / "v.csv").write_text("step,epoch,train_loss,valid_loss,valid_reconstruction,valid_kl,"
-                                   "valid_classification,seconds\n3,0,2.0,1.5,1.0,0.1,0.5,1.0\n")
+    write_variant_reports("v", [{"step": 3, "epoch": 0, "train_loss": 2.0, "valid_loss": 1.5,
+                                 "valid_reconstruction": 1.0, "valid_kl": 0.1, "valid_classification": 0.5,
+                                 "seconds": 1.0}],
+                          {"best_step": 3, "steps": 3, "epochs": 1.0, "stopped_by": "max_steps",
+                           "best_valid_reconstruction": 1.0, "device": "cpu"}, reports)
     return reports

@@ -2,7 +2,7 @@
 the single-process one, nothing deadlocks, rank 0 alone writes, and a killed run resumes from its checkpoint."""
 from __future__ import annotations
 
-import csv
+import json
 import os
 import subprocess
 import sys
@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from pipeline.models.checkpoint import load_safely
-from pipeline.models.train import FAULT_ENV
 from pipeline.orchestration.distributed import torchrun_command
+from pipeline.reports.training import read_curves
 from pipeline.testing.audio import REPO_ROOT
 from pipeline.testing.datasets import build_tiny_dataset
 
@@ -30,18 +30,19 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def _train(root: Path, out: str, params: str = "params.yaml", *, torchrun: bool = False,
-           env: dict | None = None) -> subprocess.CompletedProcess:
+           kill_at_step: int | None = None) -> subprocess.CompletedProcess:
     args = ["dt-source", "--params", str(root / params), "--data", str(root / "dt"), "--out", str(root / out),
-            "--reports", str(root / out / "reports"), "--scratch", str(root / out / "scratch"), "--quiet"]
-    command = (torchrun_command(2, ["-m", "stages.train", *args]) if torchrun
-               else [sys.executable, "-m", "stages.train", *args])
+            "--reports", str(root / out / "reports"), "--scratch", str(root / out / "scratch"),
+            "--timings", str(root / out / "timings"), "--quiet"]
+    entry = ["-m", "stages.train"] if kill_at_step is None else \
+        ["-m", "tests.models.faults", "--kill-at-step", str(kill_at_step)]  # installs a killing callback
+    command = torchrun_command(2, [*entry, *args]) if torchrun else [sys.executable, *entry, *args]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PIPELINE_PREFECT": "never", **(env or {})})
+                          env={**os.environ, "PIPELINE_PREFECT": "never"})
 
 
-def _curve(path: Path) -> list[dict[str, float]]:
-    with open(path, newline="") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+def _curve(reports: Path) -> list[dict[str, float]]:
+    return read_curves(reports)["dt-source"]
 
 
 def test_two_processes_follow_the_single_process_curve_and_rank_zero_alone_writes(tiny):
@@ -51,17 +52,20 @@ def test_two_processes_follow_the_single_process_curve_and_rank_zero_alone_write
     assert double.returncode == 0, double.stderr[-3000:]
     assert "nproc_per_node=2" in double.stderr
 
-    one = _curve(tiny / "single" / "reports" / "dt-source.csv")
-    two = _curve(tiny / "double" / "reports" / "dt-source.csv")
+    one = _curve(tiny / "single" / "reports")
+    two = _curve(tiny / "double" / "reports")
     assert [r["step"] for r in one] == [r["step"] for r in two] == [3, 6, 9, 12]
     for a, b in zip(one, two):  # the same batches, split in two: the same curve up to rounding and batch norm
         assert abs(a["valid_reconstruction"] - b["valid_reconstruction"]) < 1e-3 * abs(a["valid_reconstruction"])
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-3 * abs(a["train_loss"])
     assert two[-1]["valid_reconstruction"] < two[0]["valid_reconstruction"]
 
-    assert sorted(p.name for p in (tiny / "double").iterdir()) == ["model.pt", "reports", "scratch"]
-    assert sorted(p.name for p in (tiny / "double" / "reports").iterdir()) == ["dt-source.csv", "dt-source.json",
-                                                                              "dt-source.png"]
+    assert sorted(p.name for p in (tiny / "double").iterdir()) == ["model.pt", "reports", "scratch", "timings"]
+    assert sorted(p.name for p in (tiny / "double" / "reports").iterdir()) == ["dt-source", "dt-source.png"]
+    assert sorted(p.name for p in (tiny / "double" / "reports" / "dt-source").iterdir()) == ["metrics.json", "plots"]
+    assert [p.name for p in (tiny / "double" / "timings").iterdir()] == ["train@dt-source.json"]
+    summary = json.loads((tiny / "double" / "reports" / "dt-source" / "metrics.json").read_text())
+    assert summary["steps"] == 12 and "mixtures_per_second" not in summary
     assert not any((tiny / "double" / "scratch").iterdir())
     model = load_safely(tiny / "double" / "model.pt")
     assert model["step"] == min(two, key=lambda r: r["valid_reconstruction"])["step"]
@@ -70,7 +74,7 @@ def test_two_processes_follow_the_single_process_curve_and_rank_zero_alone_write
 def test_a_killed_distributed_run_resumes_from_the_one_checkpoint_rank_zero_wrote(tiny):
     whole = _train(tiny, "whole", torchrun=True)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    killed = _train(tiny, "resumed", torchrun=True, env={FAULT_ENV: "7"})  # after the step-6 checkpoint
+    killed = _train(tiny, "resumed", torchrun=True, kill_at_step=7)  # after the step-6 checkpoint
     assert killed.returncode != 0 and not (tiny / "resumed" / "model.pt").exists()
     checkpoints = [p for p in (tiny / "resumed" / "scratch").rglob("*") if p.is_file()]
     assert [p.name for p in checkpoints] == ["last.pt"]

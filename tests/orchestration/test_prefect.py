@@ -15,13 +15,14 @@ import pytest
 import yaml
 
 import pipeline.corpora.prepare as prepare_module
-from pipeline.orchestration import steps
-from pipeline.orchestration.fanout import DaskFanout
+from stages.mix import run as mix_stage
+from stages.prepare import run as prepare_stage
+from pipeline.parallel import DaskMap
 from pipeline.testing.audio import REPO_ROOT, write_sc09_layout
 from pipeline.testing.http_server import LocalHTTPServer
 from pipeline.testing.datasets import DIGITS, tiny_training_raw
 from tests.orchestration.repos import dvc, make_repo, sh
-from tests.orchestration.test_fanout import tree_digest
+from tests.orchestration.test_parallel import tree_digest
 
 prefect = pytest.importorskip("prefect")
 from prefect.client.orchestration import get_client  # noqa: E402
@@ -54,7 +55,7 @@ def test_outputs_are_byte_identical_in_one_process_and_on_a_dask_cluster(api_url
     raw = tiny_training_raw()
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
 
-    def build(kind: str, params: Path, flow: bool, fanout=None) -> dict[str, str]:
+    def build(kind: str, params: Path, flow: bool, parallel=None) -> dict[str, str]:
         out = tmp_path / kind
         arguments = dict(corpus="sc09", params=str(params), raw=str(tmp_path / "raw"), out=str(out / "clips" / "sc09"),
                          report=str(out / "clips_sc09.json"))
@@ -64,8 +65,8 @@ def test_outputs_are_byte_identical_in_one_process_and_on_a_dask_cluster(api_url
             run_stage_flow("prepare", **arguments, workers=2)
             run_stage_flow("mix", **mixing)
         else:
-            steps.prepare(**arguments, workers=1, progress=False, fanout=fanout)
-            steps.mix(**mixing, progress=False, fanout=fanout)
+            prepare_stage(**arguments, progress=False, parallel=parallel)
+            mix_stage(**mixing, progress=False, parallel=parallel)
         return tree_digest(out)
 
     single = build("single", tmp_path / "params.yaml", flow=False)
@@ -74,7 +75,7 @@ def test_outputs_are_byte_identical_in_one_process_and_on_a_dask_cluster(api_url
         (tmp_path / "dask.yaml").write_text(yaml.safe_dump(raw))
         on_dask = build("dask-prefect", tmp_path / "dask.yaml", flow=True)  # prefect-dask DaskTaskRunner
         plain_dask = build("dask-plain", tmp_path / "dask.yaml", flow=False,
-                           fanout=DaskFanout(cluster.scheduler_address))
+                           parallel=DaskMap(cluster.scheduler_address))
     assert len(single) == 16 and single == on_dask == plain_dask  # shards, manifests, reports, datasheet
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["prepare"])))

@@ -7,7 +7,7 @@ import yaml
 from pipeline.config import ConfigError
 from pipeline.orchestration import settings as settings_module
 from pipeline.orchestration.settings import load_orchestration, parse_orchestration, prefect_api_url, use_prefect
-from pipeline.orchestration.steps import load_pipeline_params
+from pipeline.config import load_params
 from pipeline.testing.audio import repo_params_raw
 
 
@@ -15,12 +15,18 @@ def test_defaults_without_the_section_and_bad_values_name_their_key(tmp_path):
     settings = parse_orchestration(None)
     assert settings.task_runner == "processes" and settings.scheduler_address is None
     assert settings.train_processes == 1 and settings.rebuild.cron == "0 3 * * *" and settings.resolved_workers >= 1
-    with pytest.raises(ConfigError, match=r"orchestration.task_runner: got 'fibers'"):
+    with pytest.raises(ConfigError, match=r"^orchestration\.task_runner = 'fibers': expected threads or processes$"):
         parse_orchestration({"task_runner": "fibers"})
-    with pytest.raises(ConfigError, match=r"orchestration.rebuild.cron"):
+    with pytest.raises(ConfigError, match=r"^orchestration\.rebuild\.cron = 'daily': expected a cron expression"):
         parse_orchestration({"rebuild": {"cron": "daily"}})
-    with pytest.raises(ConfigError, match=r"orchestration.speed: unknown key"):
+    with pytest.raises(ConfigError, match=r"^orchestration\.speed: unknown key \(known: rebuild, scheduler_address, "):
         parse_orchestration({"speed": 3})
+    with pytest.raises(ConfigError, match=r"^orchestration\.workers = '4': expected an integer$"):
+        parse_orchestration({"workers": "4"})
+    with pytest.raises(ConfigError, match=r"^orchestration\.rebuild\.dvc_push = 'yes': expected true or false$"):
+        parse_orchestration({"rebuild": {"dvc_push": "yes"}})
+    with pytest.raises(ConfigError, match=r"^orchestration = \['threads'\]: expected a mapping$"):
+        parse_orchestration(["threads"])
 
 
 def test_the_section_is_read_from_params_and_ignored_by_the_pipeline_parameters(tmp_path):
@@ -32,7 +38,7 @@ def test_the_section_is_read_from_params_and_ignored_by_the_pipeline_parameters(
     assert settings.workers == 3 and settings.scheduler_address == "tcp://10.0.0.1:8786"
     assert settings.rebuild.cron == "*/30 * * * *" and settings.rebuild.dvc_push
     assert settings.rebuild.remote == "s3store"
-    assert load_pipeline_params(tmp_path / "params.yaml").profile == raw["profile"]
+    assert load_params(tmp_path / "params.yaml").profile == raw["profile"]
     assert load_orchestration(tmp_path / "missing.yaml") == parse_orchestration(None)
 
 

@@ -1,0 +1,71 @@
+"""Training one variant: resolve its setup, run the loop (resuming a killed run), write the model file."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from pipeline.config import Params
+from pipeline.models.checkpoint import save_model
+from pipeline.models.data import MixtureSplit
+from pipeline.models.device import pick_device
+from pipeline.models.train import ddp
+from pipeline.models.train.callbacks import Callback, installed
+from pipeline.models.train.loop import TrainingLoop
+from pipeline.models.train.resume import scratch_folder
+from pipeline.models.train.setup import resolve_setup
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a run gives its reports: the curve (one row per validation), the summary (the same on every run of
+    the same setup, data and device) and the timing (wall-clock; different on every run). `writer`: whether this
+    process is the one that writes outputs (the only process, or rank 0)."""
+
+    variant: str
+    curve: list[dict[str, float]]
+    summary: dict[str, Any]
+    timing: dict[str, Any]
+    writer: bool = True
+
+
+def train_variant(name: str, params: Params, data_dir: Path, out_dir: Path, scratch_root: Path,
+                  progress: bool = True, callbacks: Sequence[Callback] = ()) -> TrainingResult:
+    """Train variant `name` on `data_dir` (a mixture dataset) and write `out_dir/model.pt` (rank 0 only).
+
+    `callbacks` run after each step and validation, after those installed for the process (`callbacks.install`).
+    """
+    cache = params.train.cache_mb << 20
+    train_split = MixtureSplit(Path(data_dir) / "train", cache_bytes=cache)
+    valid_split = MixtureSplit(Path(data_dir) / "valid", cache_bytes=cache)
+    for split_name, split in (("train", train_split), ("valid", valid_split)):
+        if split.size == 0:
+            raise ValueError(f"the {split_name} split of {data_dir} is empty; training needs mixtures in it")
+    setup = resolve_setup(name, params, train_split.classes, train_split.clip_samples)
+    rank, world_size = ddp.world()
+    if world_size > 1 and min(setup.batch_size, train_split.size) < world_size:
+        raise ValueError(f"{name}: batches of {min(setup.batch_size, train_split.size)} mixtures cannot be split "
+                         f"between {world_size} processes; use fewer processes or a larger batch_size")
+    device = ddp.rank_device(pick_device(params.train.device), world_size)
+    checksums = [s["sha256"] for split in ("train", "valid")
+                 for s in json.loads((Path(data_dir) / split / "manifest.json").read_text())["shards"]]
+    scratch = scratch_folder(scratch_root, name, setup.fingerprint(checksums, world_size))
+    loop = TrainingLoop(setup, train_split, valid_split, device, scratch / "last.pt", progress and rank == 0,
+                        rank, world_size, (*installed(), *callbacks))
+    loop.run()
+    result = TrainingResult(variant=name, curve=list(loop.state.curve), summary=loop.summary(),
+                            timing=loop.timing(), writer=rank == 0)
+    if rank != 0:
+        return result  # rank 0 writes the outputs
+    info = {"variant": name, "dataset": setup.dataset, "classes": train_split.classes,
+            "sample_rate": train_split.sample_rate, "clip_samples": train_split.clip_samples,
+            "target_rms": params.audio.target_rms,
+            "stft": asdict(params.stft), "objective": {k: v for k, v in asdict(setup.objective).items() if k != "stft"},
+            "train": {k: v for k, v in asdict(setup).items() if k not in ("shape", "objective")},
+            "step": loop.state.best_step, "valid_reconstruction": loop.state.best_valid,
+            "data_shards": checksums}
+    save_model(Path(out_dir) / "model.pt", loop.model, loop.best_state, info)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return result
