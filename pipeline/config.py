@@ -308,6 +308,8 @@ class DatasetConfig(Section):
     allow_reuse: Bool
     seed: Int
     sizes: per_profile(SplitSizes)  # resolved for the active profile
+    # splits whose sources are rolled by a random offset, so models see sound at every position of the window
+    random_shift_splits: tuple[Annotated[Str, one_of(*SPLITS)], ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetConfig:
@@ -420,6 +422,45 @@ class EvaluateConfig(Section):
         return self.datasets.get(dataset, DatasetEvaluation())
 
 
+Layout = tuple[SampleRate, Annotated[Int, rule(lambda v: v in (1, 2), "1 (mono) or 2 (stereo) channels")]]
+
+
+@section
+class SceneEnhance(Section):
+    """How `enhance` runs on the scenes: the remix gains and its streaming parameters (its command's defaults)."""
+
+    dialogue_gain_db: Float = 6.0
+    background_gain_db: Float = 0.0
+    update_frames: PositiveInt = 16
+    lookahead_frames: NonNegativeInt = 4
+    block_seconds: PositiveFloat = 10.0
+    stream_samples: PositiveInt = 1024
+
+
+@section
+class ScenesConfig(Section):
+    """Long test scenes (`pipeline.mixing.scenes`): which datasets, how long, which ratios, rates and layouts."""
+
+    datasets: tuple[Name, ...]
+    seconds: per_profile(PositiveFloat)                 # resolved for the active profile
+    per_combination: per_profile(PositiveInt)           # scenes per ratio x layout
+    ratios_db: tuple[Float, ...]
+    layouts: per_profile(tuple[Layout, ...])            # (sample rate, channels) pairs; resolved for the profile
+    pause_seconds: tuple[NonNegativeFloat, NonNegativeFloat]
+    loudness_lufs: Annotated[Float, rule(lambda v: v < 0, "a programme loudness in LUFS (< 0)")]
+    max_peak: Annotated[Float, rule(lambda v: 0 < v <= 1, "in (0, 1]")]
+    seed: Int
+    enhance: SceneEnhance = SceneEnhance()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScenesConfig:
+        low, high = self.pause_seconds
+        require(low <= high, "[low, high] with low <= high", key=("pause_seconds",), value=list(self.pause_seconds))
+        for key in ("ratios_db", "layouts"):
+            require(len(getattr(self, key)) > 0, "at least one value", key=(key,), value=list(getattr(self, key)))
+        return self
+
+
 @section
 class Params(Section):
     profile: Annotated[Str, one_of(*PROFILES)]
@@ -434,6 +475,7 @@ class Params(Section):
     train: TrainConfig
     variants: dict[Name, VariantConfig]
     evaluate: EvaluateConfig
+    scenes: ScenesConfig
 
     @model_validator(mode="after")
     def _cross_references(self) -> Params:
@@ -457,6 +499,13 @@ class Params(Section):
             unknown = sorted(set(settings.speech) - set(self.datasets[name].class_names))
             require(not unknown, f"classes of {name}: {list(self.datasets[name].class_names)}",
                     key=("evaluate", "datasets", name, "speech"), value=unknown)
+        for position, name in enumerate(self.scenes.datasets):
+            require(name in self.datasets, f"one of the datasets {sorted(self.datasets)}",
+                    key=("scenes", "datasets", position), value=name)
+            speech = set(self.evaluate.of(name).speech)
+            require(bool(speech) and speech != set(self.datasets[name].class_names),
+                    "a dataset with dialogue classes and other classes (evaluate.datasets.<name>.speech)",
+                    key=("scenes", "datasets", position), value=name)
         return self
 
     @property

@@ -17,11 +17,15 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--training-summary", type=Path, default=Path("reports/training_summary.md"))
     args.add_argument("--training-curves", type=Path, default=Path("reports/plots/training_curves.png"))
     args.add_argument("--tables", type=Path, default=Path("reports/tables"), help="evaluate's <dataset>.csv tables")
+    args.add_argument("--scene-evaluation", type=Path, default=Path("data/scene_evaluation"),
+                      help="evaluate_scenes folders, one per dataset with scenes")
+    args.add_argument("--scenes", type=Path, default=Path("data/scenes"), help="the scenes (their true stems)")
     args.add_argument("--out", type=Path, default=Path("reports"))
     ns = args.parse_args(argv)
     setup_logging()
     build_report(load_params(ns.params), ns.evaluation, ns.out, datasets=ns.datasets,
-                 training_summary=ns.training_summary, training_curves=ns.training_curves, tables_dir=ns.tables)
+                 training_summary=ns.training_summary, training_curves=ns.training_curves, tables_dir=ns.tables,
+                 scene_evaluation_dir=ns.scene_evaluation, scenes_dir=ns.scenes)
 
 
 if __name__ == "__main__":

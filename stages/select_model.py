@@ -1,4 +1,4 @@
-"""DVC stage `select_model`: name the default model of `enhance` in models/registry.json."""
+"""DVC stage `select_model`: name the default model of `enhance` in models/registry.json (by its scene scores)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,10 +12,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__)
     args.add_argument("--evaluation", type=Path, default=Path("data/evaluation"))
     args.add_argument("--models", type=Path, default=Path("data/models"))
+    args.add_argument("--scene-evaluation", type=Path, default=Path("data/scene_evaluation"),
+                      help="evaluate_scenes outputs, one folder per dataset with scenes")
     args.add_argument("--out", type=Path, default=Path("models/registry.json"))
     ns = args.parse_args(argv)
     setup_logging()
-    write_registry(build_registry(load_params(ns.params), ns.evaluation, ns.models), ns.out)
+    write_registry(build_registry(load_params(ns.params), ns.evaluation, ns.models, ns.scene_evaluation), ns.out)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def tiny_pipeline_params(params: dict) -> dict:
     params["evaluate"].update(batch_size=6, examples=1,
                               schedule={"demo": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3},
                                         "paper": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3}})
+    params["scenes"].update(seconds={"demo": 3.0, "paper": 3.0}, ratios_db=[0.0, 6.0])
     return params
 
 
@@ -83,8 +84,8 @@ def first_run(project) -> str:
 
 
 def test_repro_builds_everything(project, first_run):
-    assert {"fetch@sc09", "prepare@grid", "mix@d1", "train@d2-class-vae", "evaluate@d3", "select_model",
-            "training_summary", "report"} <= _ran_stages(first_run)
+    assert {"fetch@sc09", "prepare@grid", "mix@d1", "train@d2-class-vae", "evaluate@d3", "scenes@d2",
+            "evaluate_scenes@d3", "select_model", "training_summary", "report"} <= _ran_stages(first_run)
     for dataset in ("d1", "d2", "d3", "d4"):
         assert read_manifest(project / "data" / "mixtures" / dataset / "train")["rows"] == 24
         sheet = json.loads((project / "reports" / "data" / f"{dataset}.json").read_text())
@@ -92,10 +93,14 @@ def test_repro_builds_everything(project, first_run):
         assert (project / "reports" / "tables" / f"{dataset}.md").is_file()
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     assert "d2.class-vae.inverse_joint.classify.sdr_median" in metrics and list(metrics) == sorted(metrics)
+    assert "scenes.d2.d2-source-vae.0dB.dialogue_si_sdri" in metrics
+    assert "scenes.d3.d3-class-vae.+6dB.remix_fidelity" in metrics
     assert (project / "data" / "models" / "d2" / "d2-class-vae" / "model.pt").is_file()
-    assert json.loads((project / "models" / "registry.json").read_text())["default"] in (
-        "d2-source-vae", "d2-class-vae", "d3-class-vae")
-    for figure in ("fig3_d1_bss_eval", "fig4_d2_bss_eval", "fig5_d4_si_snri", "fig6_d3_pesq", "training_curves"):
+    registry = json.loads((project / "models" / "registry.json").read_text())
+    assert registry["default"] in ("d2-source-vae", "d2-class-vae", "d3-class-vae")
+    assert all("scene_dialogue_si_sdri_0dB" in entry for entry in registry["models"].values())
+    for figure in ("fig3_d1_bss_eval", "fig4_d2_bss_eval", "fig5_d4_si_snri", "fig6_d3_pesq", "training_curves",
+                   "scenes_dialogue_si_sdri"):
         assert (project / "reports" / "plots" / f"{figure}.png").stat().st_size > 1000
     assert "profile demo" in (project / "reports" / "paper_comparison.md").read_text()
     assert "<audio" in (project / "reports" / "index.html").read_text()
@@ -110,8 +115,10 @@ def test_changing_one_dataset_reruns_only_its_branch_and_diffs_show_it(project, 
     params["datasets"]["d2"]["seed"] = 99
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ran = _ran_stages(_dvc("repro", cwd=project))
-    assert {"mix@d2", "train@d2-source-vae", "train@d2-class-vae", "evaluate@d2", "report"} <= ran
-    assert not ran & {"mix@d1", "mix@d3", "train@d1-source-vae", "train@d3-class-vae", "evaluate@d1", "evaluate@d3"}
+    assert {"mix@d2", "train@d2-source-vae", "train@d2-class-vae", "evaluate@d2", "evaluate_scenes@d2",
+            "report"} <= ran
+    assert not ran & {"mix@d1", "mix@d3", "train@d1-source-vae", "train@d3-class-vae", "evaluate@d1", "evaluate@d3",
+                      "scenes@d2", "scenes@d3", "evaluate_scenes@d3"}
     diff = json.loads(_dvc("metrics", "diff", "HEAD", "--json", cwd=project))
     assert any(key.startswith("d2.") for key in diff.get("reports/metrics.json", {}))
     assert not any(key.startswith("d1.") for key in diff.get("reports/metrics.json", {}))

@@ -17,7 +17,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from pipeline.enhance.masker import DialogueMasker
-from pipeline.enhance.registry import DEFAULT_REGISTRY, resolve_model
+from pipeline.enhance.registry import DEFAULT_REGISTRY, resolve_model, scene_figure_of
 from pipeline.enhance.stream import StreamingEnhancer
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,10 @@ def enhance_file(args: argparse.Namespace) -> Path:
         raise ValueError(f"{source}: contains no samples")
     classes = args.dialogue_classes.split(",") if args.dialogue_classes else None
     model_path, dialogue, separator = resolve_model(args.model, classes, args.registry)
+    figure = scene_figure_of(model_path, args.registry)
+    if figure is not None and figure < 0:
+        log.warning("model %s made dialogue worse than doing nothing on the 0 dB test scenes (dialogue SI-SDRi "
+                    "%.1f dB); expect little or no benefit (see reports/tables/scenes_*.md)", model_path, figure)
     masker = DialogueMasker.load(model_path, dialogue, kind=separator)
     enhancer = StreamingEnhancer(masker, info.samplerate, info.channels,
                                  dialogue_gain_db=args.dialogue_gain, background_gain_db=args.background_gain,

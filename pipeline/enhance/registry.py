@@ -1,9 +1,11 @@
 """The model registry: which trained model `enhance` uses by default, and which of its classes are dialogue.
 
 Written by the `select_model` stage after evaluation: among the variants trained on a dataset with dialogue
-(speech) classes and other classes, and whose model a separator kind can stream (`Kind.window`), the one with
-the best median SI-SDR improvement on dialogue sources, scored on the test split in that kind's row with
-estimated classes (for the VAE: forward inference with estimated classes, the mode `enhance` runs).
+(speech) classes and other classes, and whose model a separator kind can stream (`Kind.window`), the one that
+does the main job best: the highest median dialogue SI-SDR improvement of `enhance` itself on the long test
+scenes at a 0 dB dialogue-to-background ratio (`evaluate_scenes`). Each entry also records the figure on the
+1-s test clips (that kind's row with estimated classes; for the VAE, forward inference with estimated classes);
+only when no dataset has scenes does that figure pick the default.
 
 An entry names the separator kind that reads its model file under `separator`; entries without one are
 `DEFAULT_STREAM_KIND` (the VAE's forward inference), which is left out so registries stay as they were.
@@ -23,7 +25,9 @@ from pipeline.shards import write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REGISTRY = REPO_ROOT / "models" / "registry.json"
-SELECTION = "median SI-SDRi of dialogue sources, forward inference with estimated classes, test split"
+SELECTION = "median dialogue SI-SDRi of enhance on the 0 dB test scenes"
+SELECTION_WITHOUT_SCENES = "median SI-SDRi of dialogue sources, forward inference with estimated classes, test split"
+SCENE_RATIO_DB = 0.0
 
 
 def streaming_row(params: Params, variant: str) -> System | None:
@@ -38,8 +42,10 @@ def streaming_row(params: Params, variant: str) -> System | None:
     return None
 
 
-def build_registry(params: Params, evaluation_dir: Path, models_dir: Path) -> dict[str, Any]:
-    """Score every dialogue-capable variant from its evaluation scores and name the best one the default."""
+def build_registry(params: Params, evaluation_dir: Path, models_dir: Path,
+                   scene_evaluation_dir: Path | None = None) -> dict[str, Any]:
+    """Score every dialogue-capable variant from its evaluation scores (and its scene scores, when its dataset
+    has scenes under `scene_evaluation_dir`) and name the best one the default."""
     models: dict[str, Any] = {}
     for variant, config in sorted(params.variants.items()):
         dataset = params.datasets[config.dataset]
@@ -62,11 +68,29 @@ def build_registry(params: Params, evaluation_dir: Path, models_dir: Path) -> di
             "dialogue_si_sdri_median": round(float(picked.median()), 4) if len(picked) else None,
             **({} if row.kind == DEFAULT_STREAM_KIND else {"separator": row.kind}),
         }
+        if scene_evaluation_dir is not None and config.dataset in params.scenes.datasets:
+            models[variant]["scene_dialogue_si_sdri_0dB"] = _scene_figure(scene_evaluation_dir, config.dataset,
+                                                                          variant)
     if not models:
         raise ValueError("no trained variant has both dialogue and other classes (see evaluate.datasets.*.speech) "
                          "and a separator kind that streams it")
-    best = max(models, key=lambda name: models[name]["dialogue_si_sdri_median"] or float("-inf"))
-    return {"default": best, "selection": SELECTION, "models": models}
+    with_scenes = [name for name in models if models[name].get("scene_dialogue_si_sdri_0dB") is not None]
+    figure, selection = (("scene_dialogue_si_sdri_0dB", SELECTION) if with_scenes
+                         else ("dialogue_si_sdri_median", SELECTION_WITHOUT_SCENES))
+    best = max(with_scenes or models, key=lambda name: models[name][figure] or float("-inf"))
+    return {"default": best, "selection": selection, "models": models}
+
+
+def _scene_figure(scene_evaluation_dir: Path, dataset: str, variant: str) -> float | None:
+    """Median dialogue SI-SDRi of `variant` on the 0 dB scenes of `dataset`."""
+    path = Path(scene_evaluation_dir) / dataset / "scores.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; run evaluate_scenes@{dataset} first")
+    scores = pd.read_parquet(path, columns=["model", "ratio_db", "dialogue_si_sdri"])
+    picked = scores[(scores["model"] == variant) & (scores["ratio_db"] == SCENE_RATIO_DB)]["dialogue_si_sdri"]
+    if picked.empty:
+        raise ValueError(f"{path} has no 0 dB scene scored with {variant}; add 0.0 to scenes.ratios_db")
+    return round(float(picked.median()), 4)
 
 
 def write_registry(registry: dict[str, Any], path: Path = DEFAULT_REGISTRY) -> None:
@@ -94,6 +118,15 @@ def resolve_model(model: str | None, dialogue_classes: list[str] | None,
         return path, dialogue_classes, DEFAULT_STREAM_KIND
     raise ValueError(f"model {path} is not in the registry {registry_path}: say which of its classes are dialogue "
                      f"with --dialogue-classes")
+
+
+def scene_figure_of(model: Path, registry_path: Path = DEFAULT_REGISTRY) -> float | None:
+    """The registry's 0 dB scene figure (median dialogue SI-SDRi of enhance) of a model file, if it has one."""
+    registry = json.loads(registry_path.read_text()) if registry_path.is_file() else {}
+    for entry in registry.get("models", {}).values():
+        if _absolute(entry["path"], registry_path).resolve() == Path(model).resolve():
+            return entry.get("scene_dialogue_si_sdri_0dB")
+    return None
 
 
 def _kind(entry: dict[str, Any]) -> str:

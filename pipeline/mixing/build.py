@@ -38,6 +38,7 @@ def mixture_schema(clip_samples: int, num_classes: int) -> pa.Schema:
         ("source_classes", pa.list_(pa.int16())),
         ("source_clip_ids", pa.list_(pa.string())),
         ("source_gains", pa.list_(pa.float32())),
+        ("source_shifts", pa.list_(pa.int32())),
         ("sources", pa.list_(audio)),
         ("mixture_scale", pa.float32()),
     ])
@@ -82,6 +83,9 @@ def mix_batch(plan: MixturePlan, pool: np.ndarray, start: int, stop: int, max_pe
     sources = pool[np.where(clips >= 0, clips, len(pool) - 1)]             # (B, S, L); padding reads silence
     gains = np.where(clips >= 0, 10.0 ** (plan.source_gain_db[start:stop] / 20.0), 0.0).astype(np.float32)
     sources *= gains[:, :, None]
+    shifts = plan.source_shift[start:stop]
+    for row, slot in zip(*np.nonzero(shifts)):
+        sources[row, slot] = np.roll(sources[row, slot], shifts[row, slot])
     peak = np.abs(sources.sum(axis=1)).max(axis=1)
     scale = np.where(peak > max_peak, max_peak / np.maximum(peak, 1e-12), 1.0).astype(np.float32)
     sources *= scale[:, None, None]
@@ -103,6 +107,7 @@ def mix_batch(plan: MixturePlan, pool: np.ndarray, start: int, stop: int, max_pe
         "source_clip_ids": pa.ListArray.from_arrays(offsets, pa.array(plan.clip_ids[clips[present]].tolist(),
                                                                       pa.string())),
         "source_gains": pa.ListArray.from_arrays(offsets, pa.array((gains * scale[:, None])[present])),
+        "source_shifts": pa.ListArray.from_arrays(offsets, pa.array(shifts[present].astype(np.int32))),
         "sources": pa.ListArray.from_arrays(offsets, audio_array(sources[present])),
         "mixture_scale": pa.array(scale),
     }
@@ -113,7 +118,7 @@ def build_split(name: str, config: DatasetConfig, split: str, audio: AudioConfig
                 clips_root: Path, out_dir: Path, progress: bool = True) -> tuple[dict, list[dict]]:
     """Build one split of dataset `name`; returns its datasheet section and its shards."""
     candidates = class_candidates(config, clips_root, split)
-    plan = plan_split(name, config, split, candidates)
+    plan = plan_split(name, config, split, candidates, audio.clip_samples)
     pool = load_pool(plan, audio.clip_samples)
     schema = mixture_schema(audio.clip_samples, len(config.classes))
     stats = SplitStats()

@@ -38,6 +38,7 @@ def build_with_datasheet(name: str, params: Params, clips_root: Path, out_dir: P
         "allow_reuse": config.allow_reuse,
         "mixture_sizes": {str(k): v for k, v in config.mixture_sizes.items()},
         "source_gain_db": list(config.source_gain_db),
+        "random_shift_splits": list(config.random_shift_splits),
         "corpora": {corpus: corpus_summary(clips_root, corpus) for corpus in corpora},
     })
     write_json(datasheet_path, sheet)

@@ -32,6 +32,7 @@ class MixturePlan:
     source_class: np.ndarray    # (N, S) int, -1 padded
     source_clip: np.ndarray     # (N, S) int, -1 padded
     source_gain_db: np.ndarray  # (N, S) float32, 0 padded
+    source_shift: np.ndarray    # (N, S) int: samples each source is rolled by (0: as the clip is)
 
     @property
     def size(self) -> int:
@@ -58,8 +59,14 @@ def combination_sequence(config: DatasetConfig, count: int, rng: np.random.Gener
     return sequence
 
 
-def plan_split(name: str, config: DatasetConfig, split: str, candidates: dict[str, pd.DataFrame]) -> MixturePlan:
-    """Plan `config.sizes[split]` mixtures of dataset `name` from the candidate clips of each class."""
+def plan_split(name: str, config: DatasetConfig, split: str, candidates: dict[str, pd.DataFrame],
+               clip_samples: int = 0) -> MixturePlan:
+    """Plan `config.sizes[split]` mixtures of dataset `name` from the candidate clips of each class.
+
+    In the splits of `config.random_shift_splits`, every source is rolled (circularly) by an offset drawn
+    uniformly from [0, clip_samples): short utterances are centred in their clips, and a model that only ever
+    sees them there learns where sound sits in the window, which a sliding window (`enhance`) never honours.
+    """
     count = config.sizes.of(split)
     classes = config.class_names
     combos = combination_sequence(config, count, split_rng(config.seed, split, 0))
@@ -102,6 +109,10 @@ def plan_split(name: str, config: DatasetConfig, split: str, candidates: dict[st
     gains = gain_rng.uniform(low, high, size=(count, width)).astype(np.float32) if high > low else \
         np.full((count, width), low, dtype=np.float32)
     gains[source_class < 0] = 0.0
+    shifts = np.zeros((count, width), dtype=np.int64)
+    if split in config.random_shift_splits and clip_samples > 0:
+        shifts = split_rng(config.seed, split, 2000).integers(0, clip_samples, size=(count, width))
+        shifts[source_class < 0] = 0
 
     # Keep only the clips that are used: the pool is what the builder loads into memory.
     all_ids = np.concatenate(pool_ids) if pool_ids else np.zeros(0, dtype=object)
@@ -114,7 +125,7 @@ def plan_split(name: str, config: DatasetConfig, split: str, candidates: dict[st
         shards=np.concatenate(pool_shards)[used] if pool_shards else np.zeros(0, dtype=object),
         rows=np.concatenate(pool_rows)[used] if pool_rows else np.zeros(0, dtype=np.int64),
         num_sources=num_sources, source_class=source_class, source_clip=remap[chosen],
-        source_gain_db=gains,
+        source_gain_db=gains, source_shift=shifts,
     )
 
 

@@ -31,6 +31,8 @@ from pipeline.reports import html as H
 from pipeline.reports.figures import FIGURES, ORACLE, log_spectrogram, paper_figure, profile_note, \
     save_spectrogram, system_label
 from pipeline.reports.paper import compare_with_paper, profile_banner, trained_variants, write_comparison
+from pipeline.reports.scenes import FIGURE as SCENE_FIGURE
+from pipeline.reports.scenes import merge_scene_metrics, read_scene_evaluations, scene_figure, scene_section
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,9 @@ class Evaluation:
 
 def build_report(params: Params, evaluation_dir: str | Path, out_dir: str | Path, *,
                  datasets: Sequence[str] | None = None, training_summary: str | Path | None = None,
-                 training_curves: str | Path | None = None, tables_dir: str | Path | None = None) -> dict[str, Path]:
+                 training_curves: str | Path | None = None, tables_dir: str | Path | None = None,
+                 scene_evaluation_dir: str | Path | None = None, scenes_dir: str | Path | None = None
+                 ) -> dict[str, Path]:
     """Write the whole report under `out_dir`; returns {output name: path} of what was written.
 
     datasets: which evaluations to read (default: every dataset of params.yaml); one without an evaluation
@@ -70,6 +74,8 @@ def build_report(params: Params, evaluation_dir: str | Path, out_dir: str | Path
     `<out>/training_summary.md`, `<out>/plots/training_curves.png`), shown when present.
     tables_dir: `evaluate@<dataset>`'s `<dataset>.csv` tables (default `<out>/tables`); a missing table is
     recomputed from scores.parquet (the same `summary_table`).
+    scene_evaluation_dir / scenes_dir: `evaluate_scenes@<dataset>`'s folders and the scenes themselves; their
+    metrics (`scenes.<dataset>.…`), table, figure and players join the report when given.
     """
     evaluation_dir, out = Path(evaluation_dir), Path(out_dir)
     names = list(datasets) if datasets is not None else list(params.datasets)
@@ -78,7 +84,9 @@ def build_report(params: Params, evaluation_dir: str | Path, out_dir: str | Path
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
 
-    metrics = merge_metrics(evaluations)
+    scene_evaluations = (read_scene_evaluations(Path(scene_evaluation_dir), params.scenes.datasets)
+                         if scene_evaluation_dir is not None else {})
+    metrics = dict(sorted({**merge_metrics(evaluations), **merge_scene_metrics(scene_evaluations)}.items()))
     written["metrics"] = out / "metrics.json"
     written["metrics"].write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
@@ -96,6 +104,10 @@ def build_report(params: Params, evaluation_dir: str | Path, out_dir: str | Path
         figures.setdefault(spec.dataset, []).append((f"{PLOTS}/{spec.filename}", f"{spec.title}. {FIGURE_NOTE}"))
         log.info("wrote %s", written[spec.name])
 
+    if scene_evaluations:
+        gains = params.scenes.enhance
+        written["scenes_figure"] = scene_figure(scene_evaluations, out / PLOTS / SCENE_FIGURE, params.profile,
+                                                gains.dialogue_gain_db - gains.background_gain_db)
     claims = compare_with_paper(params, metrics, {name: e.scores for name, e in evaluations.items()})
     written["paper_md"], written["paper_csv"] = out / "paper_comparison.md", out / "paper_comparison.csv"
     write_comparison(claims, params.profile, written["paper_md"], written["paper_csv"])
@@ -104,11 +116,13 @@ def build_report(params: Params, evaluation_dir: str | Path, out_dir: str | Path
     if site.exists():
         shutil.rmtree(site)  # this stage owns the folder: no stale clips from an earlier run
     examples = {name: _example_blocks(e, metrics, site, out) for name, e in evaluations.items()}
+    scenes = [_scenes_section(params, scene_evaluations, Path(scenes_dir or "data/scenes"), tables_dir, site, out)
+              ] if scene_evaluations else []
     summary = Path(training_summary) if training_summary is not None else out / "training_summary.md"
     curves = Path(training_curves) if training_curves is not None else out / PLOTS / "training_curves.png"
     written["index"] = out / "index.html"
     written["index"].write_text(_page(params, evaluations, figures, examples, summary, curves, out,
-                                      written["paper_md"]))
+                                      written["paper_md"], scenes))
     written["site"] = site
     log.info("report: %d datasets, %d figures, %s", len(evaluations), len(figures), written["index"])
     return written
@@ -258,12 +272,34 @@ def _format_table(table: pd.DataFrame) -> tuple[list[str], list[list[str]], list
     return list(TABLE_COLUMNS.values()), rows, classes
 
 
+def _scenes_section(params: Params, evaluations: Mapping[str, Any], scenes_dir: Path, tables_dir: Path,
+                    site: Path, out: Path) -> str:
+    gains = params.scenes.enhance
+    layouts = ", ".join(f"{rate / 1000:g} kHz {'mono' if channels == 1 else 'stereo'}"
+                        for rate, channels in params.scenes.layouts)
+    body = [f"<p>What <code>enhance</code> does to long scenes ({params.scenes.seconds:g} s of dialogue lines with "
+            f"pauses over a continuous background, built from the test recordings only, at {layouts}), with its "
+            f"own processor, {gains.dialogue_gain_db:+g} dB dialogue and {gains.background_gain_db:+g} dB "
+            f"background. Medians over the scenes of each ratio; SI-SDRi: improvement over leaving the mixture "
+            f"as it is; remix fidelity: SI-SDR against the ideal remix of the true stems; ratio change: the ideal "
+            f"is {gains.dialogue_gain_db - gains.background_gain_db:+g} LU. {H.esc(profile_note(params.profile))}."
+            f"</p>", H.plot(f"{PLOTS}/{SCENE_FIGURE}", "enhance on long scenes: dialogue SI-SDRi and ratio change")]
+    for name, evaluation in sorted(evaluations.items()):
+        body.append(f"<h3>{H.esc(name)}</h3>")
+        body.append(scene_section(evaluation, scenes_dir, tables_dir, site, out))
+    return H.section("scenes", "enhance on long scenes", "\n".join(body))
+
+
 def _page(params: Params, evaluations: Mapping[str, Evaluation], figures: Mapping[str, list[tuple[str, str]]],
-          examples: Mapping[str, list[str]], summary: Path, curves: Path, out: Path, comparison: Path) -> str:
+          examples: Mapping[str, list[str]], summary: Path, curves: Path, out: Path, comparison: Path,
+          extra: Sequence[str] = ()) -> str:
     nav = [("comparison", "paper comparison")]
     sections = []
     text = comparison.read_text().split("\n", 1)[1]  # drop the H1: the section has its own title
     sections.append(H.section("comparison", "The paper's numbers beside ours", H.markdown_to_html(text, 1)))
+    if extra:
+        nav.append(("scenes", "long scenes"))
+        sections += list(extra)
     for name, evaluation in evaluations.items():
         nav.append((f"dataset-{name}", name))
         classes = ", ".join(params.datasets[name].class_names) if name in params.datasets else ""

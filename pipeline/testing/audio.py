@@ -55,10 +55,11 @@ def repo_params_raw() -> dict[str, Any]:
 
 
 def with_datasets(raw: dict[str, Any], datasets: dict[str, Any]) -> dict[str, Any]:
-    """Replace the datasets of a params mapping; variants and evaluation settings of the old ones are dropped."""
+    """Replace the datasets of a params mapping; variants, evaluation and scene settings of the old ones are dropped."""
     raw["datasets"] = datasets
     raw["variants"] = {k: v for k, v in raw.get("variants", {}).items() if v["dataset"] in datasets}
     raw["evaluate"]["datasets"] = {k: v for k, v in raw["evaluate"]["datasets"].items() if k in datasets}
+    raw["scenes"]["datasets"] = [name for name in raw["scenes"]["datasets"] if name in datasets]
     return raw
 
 

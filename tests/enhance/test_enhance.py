@@ -215,14 +215,14 @@ def test_a_registered_streaming_kind_is_what_the_registry_entry_names(model_file
 
 
 def test_the_registry_ranks_each_dialogue_model_by_its_streaming_row(tmp_path):
-    from pipeline.enhance.registry import SELECTION, build_registry, streaming_row
+    from pipeline.enhance.registry import SELECTION_WITHOUT_SCENES, build_registry, streaming_row
     from tests.reports.conftest import report_params, write_fake_evaluation
 
     params = report_params()
     for seed, dataset in enumerate(sorted(params.datasets)):
         write_fake_evaluation(tmp_path / "evaluation" / dataset, dataset, params, seed)
     registry = build_registry(params, tmp_path / "evaluation", tmp_path / "models")
-    assert registry["selection"] == SELECTION and registry["default"] in registry["models"]
+    assert registry["selection"] == SELECTION_WITHOUT_SCENES and registry["default"] in registry["models"]
     for variant, entry in registry["models"].items():
         row = streaming_row(params, variant)
         assert row.key.endswith(".forward.classify") and row.kind == "vae-forward" and "separator" not in entry

@@ -118,3 +118,24 @@ def test_overlapping_classes_are_refused(clips_root, tmp_path):
 def test_missing_clip_tables_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="run its prepare stage"):
         _build(_params(), tmp_path / "nothing", tmp_path / "dx")
+
+
+def test_random_shifts_roll_the_sources_of_the_chosen_splits_only(clips_root, tmp_path):
+    plain = _build(_params(), clips_root, tmp_path / "plain")
+    shifted = _build(_params(random_shift_splits=["train"]), clips_root, tmp_path / "shifted")
+    assert plain["splits"]["test"] == shifted["splits"]["test"]          # the same plan otherwise
+    assert _rows(tmp_path / "plain", "test") == _rows(tmp_path / "shifted", "test")
+    shifts = []
+    for before, after in zip(_rows(tmp_path / "plain", "train"), _rows(tmp_path / "shifted", "train")):
+        assert before["source_clip_ids"] == after["source_clip_ids"] and before["source_shifts"] == [0, 0]
+        for source, rolled, shift in zip(before["sources"], after["sources"], after["source_shifts"]):
+            np.testing.assert_array_equal(np.roll(np.asarray(source), shift), np.asarray(rolled))
+            shifts.append(shift)
+        np.testing.assert_allclose(np.asarray(after["mixture"]), np.asarray(after["sources"]).sum(axis=0), atol=1e-6)
+    assert len(set(shifts)) > len(shifts) // 2 and all(0 <= s < 8600 for s in shifts)  # spread over the clip
+    assert _build(_params(random_shift_splits=["train"]), clips_root, tmp_path / "again") == shifted  # deterministic
+
+
+def test_an_unknown_split_to_shift_is_named():
+    with pytest.raises(ValueError, match=r"datasets\.dx\.random_shift_splits\.0 = 'training'"):
+        _params(random_shift_splits=["training"])

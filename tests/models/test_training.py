@@ -139,6 +139,10 @@ def test_model_file_loads_on_cpu_with_its_provenance(tiny, tmp_path):
     assert not model.training and result.writer
     assert [row["step"] for row in result.curve] == [3, 6, 9, 12]
     assert "mixtures_per_second" in result.timing and "mixtures_per_second" not in result.summary
+    mixtures = MixtureSplit(data / "train").batches(64, shuffle=False, with_sources=False)
+    levels = torch.cat([batch.mixture.square().mean(dim=-1).sqrt() for batch in mixtures])
+    assert info["mixture_rms"] == pytest.approx(float(levels.median()), rel=1e-5)  # the level it learnt at
+    assert info["mixture_rms"] > info["target_rms"]  # two sources at the clip level sum above it
 
 
 class _Recorder(Callback):
