@@ -52,7 +52,7 @@ def tiny_pipeline_params(params: dict) -> dict:
     params["evaluate"].update(batch_size=6, examples=1,
                               schedule={"demo": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3},
                                         "paper": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3}})
-    params["scenes"].update(seconds={"demo": 3.0, "paper": 3.0}, ratios_db=[0.0, 6.0])
+    params["scenes"].update(seconds={"demo": 6.0, "paper": 6.0}, ratios_db=[0.0, 6.0])
     return params
 
 

@@ -176,17 +176,27 @@ def load_manifest(scenes_dir: Path) -> dict:
 
 
 class _AudioCache:
-    """Recordings decoded once per (file, rate); the utterances' edge silence trimmed."""
+    """Recordings decoded once per (file, rate), the utterances' edge silence trimmed; lengths read from the
+    file header, so finding a line that fits decodes nothing."""
 
     def __init__(self):
         self.items: dict[tuple[Path, int, bool], np.ndarray] = {}
+        self.frames: dict[Path, tuple[int, int]] = {}
 
     def get(self, recording: SceneRecording, rate: int, trim: bool) -> np.ndarray:
         key = (recording.path, rate, trim)
         if key not in self.items:
-            audio = load_mono(recording.path, rate).astype(np.float64)
+            audio = load_mono(recording.path, rate)
             self.items[key] = _trim(audio) if trim else audio
-        return self.items[key]
+        return self.items[key].astype(np.float64)
+
+    def bound(self, recording: SceneRecording, rate: int) -> int:
+        """At most how many samples the recording takes at `rate` (its untrimmed length, rounded up)."""
+        if recording.path not in self.frames:
+            info = sf.info(str(recording.path))
+            self.frames[recording.path] = (info.frames, info.samplerate)
+        frames, native = self.frames[recording.path]
+        return -(-frames * rate // native) + 1
 
 
 def _trim(audio: np.ndarray) -> np.ndarray:
@@ -200,10 +210,12 @@ def _dialogue_track(pool: list[SceneRecording], length: int, rate: int, pauses: 
     lines: list[dict] = []
     position = int(rng.uniform(*pauses) * rate)
     while True:
-        recording = pool[int(rng.integers(len(pool)))]
-        line = cache.get(recording, rate, trim=True)
-        if position + line.size > length:
+        drawn = int(rng.integers(len(pool)))
+        candidates = (pool[(drawn + k) % len(pool)] for k in range(len(pool)))  # the drawn line, else the next
+        recording = next((r for r in candidates if position + cache.bound(r, rate) <= length), None)
+        if recording is None:  # no line fits in what is left of the scene
             break
+        line = cache.get(recording, rate, trim=True)
         track[position:position + line.size] = line * (UTTERANCE_RMS / max(float(rms(line)), 1e-9))
         lines.append({"file": f"{recording.corpus}/{recording.source_file}", "start": round(position / rate, 4),
                       "end": round((position + line.size) / rate, 4)})

@@ -77,6 +77,7 @@ def test_a_corpus_without_a_section_cannot_be_fetched_or_listed(tmp_path):
     raw["variants"] = {name: v for name, v in raw["variants"].items() if v["dataset"] not in ("d2", "d3")}
     raw["evaluate"]["datasets"] = {name: e for name, e in raw["evaluate"]["datasets"].items()
                                    if name not in ("d2", "d3")}
+    raw["scenes"]["datasets"] = []
     params = parse_params(raw)
     assert set(validate_corpora(params)) == {"sc09", "movie_sfx"}
     with pytest.raises(ConfigError, match=r"^corpora\.grid: missing"):
