@@ -15,15 +15,13 @@ def run(dataset: str, params: str | Path, scenes: str | Path, models: str | Path
     0 dB scene per model (`out/examples/<scene>/<model>.{output,dialogue}.flac`), the tables
     `tables/scenes_<dataset>.{csv,md}` and the real-time factors in `timings/evaluate_scenes@<dataset>.json`
     (outside the DVC outputs: they differ on every run)."""
-    from dataclasses import asdict
-
     import torch
 
     from pipeline.config import load_params
     from pipeline.enhance.registry import streaming_row
     import soundfile as sf
 
-    from pipeline.enhance.scenes import SUMMARY_COLUMNS, Candidate, SceneSettings, evaluate_scenes, \
+    from pipeline.enhance.scenes import SUMMARY_COLUMNS, Candidate, evaluate_scenes, \
         listening_scenes, scene_metrics, scene_summary
     from pipeline.mixing.scenes import load_manifest
     from pipeline.evaluation.tables import markdown_table
@@ -38,7 +36,7 @@ def run(dataset: str, params: str | Path, scenes: str | Path, models: str | Path
             candidates.append(Candidate(variant, Path(models) / variant / "model.pt", dialogue, row.kind))
     if not candidates:
         raise ValueError(f"no variant of {dataset} can be streamed by enhance; nothing to evaluate on its scenes")
-    settings = SceneSettings(**asdict(parsed.scenes.enhance))
+    settings = parsed.scenes.enhance
     keep = listening_scenes(load_manifest(Path(scenes)))
     scores, kept = evaluate_scenes(dataset, Path(scenes), candidates, settings, keep=keep, progress=progress)
     out, tables = Path(out), Path(tables)

@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.config import SceneEnhance
 from pipeline.enhance.masker import DialogueMasker
 from pipeline.enhance.stream import Enhanced, StreamingEnhancer
 from pipeline.metrics.remix import ratio_change_db, remix_fidelity, stem_si_sdr
@@ -53,19 +54,7 @@ class Candidate:
     kind: str
 
 
-@dataclass(frozen=True)
-class SceneSettings:
-    """How `enhance` runs on the scenes: the gains of the remix and the streaming parameters."""
-
-    dialogue_gain_db: float = 6.0
-    background_gain_db: float = 0.0
-    update_frames: int = 16
-    lookahead_frames: int = 4
-    block_seconds: float = 10.0
-    stream_samples: int = 1024
-
-
-def enhance_array(masker: DialogueMasker, mixture: np.ndarray, rate: int, settings: SceneSettings,
+def enhance_array(masker: DialogueMasker, mixture: np.ndarray, rate: int, settings: SceneEnhance,
                   chunk: int) -> tuple[Enhanced, float]:
     """Run `enhance`'s processor over a (samples, channels) array in chunks; returns the joined output and the
     seconds it took."""
@@ -83,7 +72,7 @@ def enhance_array(masker: DialogueMasker, mixture: np.ndarray, rate: int, settin
     return joined, seconds
 
 
-def score_scene(dialogue: np.ndarray, background: np.ndarray, enhanced: Enhanced, settings: SceneSettings) -> dict:
+def score_scene(dialogue: np.ndarray, background: np.ndarray, enhanced: Enhanced, settings: SceneEnhance) -> dict:
     """The scene metrics of one enhanced scene against its true stems (dB; ratio change in LU)."""
     mixture = dialogue + background
     gains = (settings.dialogue_gain_db, settings.background_gain_db)
@@ -102,7 +91,7 @@ def score_scene(dialogue: np.ndarray, background: np.ndarray, enhanced: Enhanced
     return row
 
 
-def evaluate_scenes(dataset: str, scenes_dir: Path, candidates: Sequence[Candidate], settings: SceneSettings,
+def evaluate_scenes(dataset: str, scenes_dir: Path, candidates: Sequence[Candidate], settings: SceneEnhance,
                     *, keep: Sequence[str] = (), progress: bool = True
                     ) -> tuple[pd.DataFrame, dict[tuple[str, str], Enhanced]]:
     """One row per (model, scene): the scene's ratio, rate, channels and every metric of `score_scene`; and the

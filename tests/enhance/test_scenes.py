@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 import pipeline.enhance.scenes as scenes_module
-from pipeline.config import ScenesConfig
-from pipeline.enhance.scenes import Candidate, SceneSettings, evaluate_scenes, listening_scenes, scene_metrics
+from pipeline.config import SceneEnhance, ScenesConfig
+from pipeline.enhance.scenes import Candidate, evaluate_scenes, listening_scenes, scene_metrics
 from pipeline.mixing.scenes import build_scenes, load_manifest
 from pipeline.models.checkpoint import save_model
 from pipeline.models.train import build_model
@@ -17,7 +17,7 @@ from pipeline.testing.datasets import DIGITS, build_tiny_dataset
 SCENES = ScenesConfig(datasets=("dt",), seconds=3.0, per_combination=1, ratios_db=(0.0, 6.0),
                       layouts=((44100, 1), (44100, 2)), pause_seconds=(0.2, 0.5), loudness_lufs=-23.0,
                       max_peak=0.99, seed=1)
-SETTINGS = SceneSettings(block_seconds=1.0, stream_samples=700)
+SETTINGS = SceneEnhance(block_seconds=1.0, stream_samples=700)
 
 
 @pytest.fixture(scope="module")
