@@ -9,8 +9,9 @@ from stages.evaluate import run as evaluate_stage
 
 @flow(name="evaluate", flow_run_name="evaluate@{dataset}")
 def evaluate_flow(dataset: str, data: str, models: str, out: str, tables: str = "reports/tables",
-                  params: str = "params.yaml", workers: int | None = None, progress: bool = False) -> dict:
-    return evaluate_stage(dataset, params, data, models, out, tables, progress=progress,
+                  timings: str = "data/timings", params: str = "params.yaml", workers: int | None = None,
+                  progress: bool = False) -> dict:
+    return evaluate_stage(dataset, params, data, models, out, tables, timings=timings, progress=progress,
                           parallel=stage_parallel(params, workers))
 
 

@@ -8,8 +8,14 @@ overrides: `never`, or `always` (a temporary Prefect server per stage: ~20 s eac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import platform
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.orchestration.distributed import in_distributed_env
@@ -17,6 +23,7 @@ from pipeline.orchestration.settings import OrchestrationSettings, load_orchestr
 from pipeline.parallel import ParallelMap, parallel_map
 
 FANNED_OUT = ("prepare", "mix", "evaluate")  # stage kinds with parallel parts (`parallel=`)
+STAGE_TIMINGS = Path("data/timings/stages")  # one <stage>.json per stage run: wall time, never a DVC output
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -30,6 +37,34 @@ def parser(description: str) -> argparse.ArgumentParser:
 def setup_logging() -> None:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@contextlib.contextmanager
+def stage_clock(stage: str, folder: Path | None = None) -> Iterator[None]:
+    """Time one run of `stage` (e.g. "evaluate@d1"); when it succeeds, write `<folder>/<stage>.json` (default
+    STAGE_TIMINGS, or $PIPELINE_TIMINGS): seconds, finish time, CPU and cores. Outside every DVC output, since
+    wall times differ on every run and the outputs never do; `benchmarks/bench_demo` reads them. torchrun's
+    ranks write nothing (their launcher times the whole run)."""
+    started = time.perf_counter()
+    yield
+    if in_distributed_env():
+        return
+    from pipeline.shards import write_json
+
+    folder = Path(folder or os.environ.get("PIPELINE_TIMINGS") or STAGE_TIMINGS)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / f"{stage}.json", {
+        "stage": stage, "seconds": round(time.perf_counter() - started, 2),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_name(), "cores": os.cpu_count()})
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
+    with contextlib.suppress(OSError, StopIteration):
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    return platform.processor() or platform.machine()
 
 
 def run_stage(kind: str, step: Callable[..., Any], params: str | None = None, **kwargs: Any) -> Any:

@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from stages.common import parser, setup_logging
+from stages.common import parser, setup_logging, stage_clock
 
 
 
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
                       help="real-time factors (outside the DVC outputs)")
     ns = args.parse_args(argv)
     setup_logging()
-    run(ns.dataset, ns.params, ns.scenes, ns.models, ns.out, ns.tables, ns.timings, progress=not ns.quiet)
+    with stage_clock(f"evaluate_scenes@{ns.dataset}"):
+        run(ns.dataset, ns.params, ns.scenes, ns.models, ns.out, ns.tables, ns.timings, progress=not ns.quiet)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.common import parser, run_stage, setup_logging
+from stages.common import parser, run_stage, setup_logging, stage_clock
 
 
 def run(corpus: str, params: str | Path, out: str | Path, downloads_dir: str | Path) -> dict:
@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> None:
                       help="download cache, kept between runs so interrupted downloads resume")
     ns = args.parse_args(argv)
     setup_logging()
-    run_stage("fetch", run, ns.params, corpus=ns.corpus, out=ns.out, downloads_dir=ns.downloads)
+    with stage_clock(f"fetch@{ns.corpus}"):
+        run_stage("fetch", run, ns.params, corpus=ns.corpus, out=ns.out, downloads_dir=ns.downloads)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.parallel import ParallelMap
-from stages.common import parser, run_stage, setup_logging
+from stages.common import parser, run_stage, setup_logging, stage_clock
 
 
 def run(dataset: str, params: str | Path, clips: str | Path, out: str | Path, datasheet: str | Path, *,
@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--datasheet", type=Path, required=True, help="datasheet (reports/data/<dataset>.json)")
     ns = args.parse_args(argv)
     setup_logging()
-    run_stage("mix", run, ns.params, dataset=ns.dataset, clips=ns.clips, out=ns.out, datasheet=ns.datasheet,
-              progress=not ns.quiet)
+    with stage_clock(f"mix@{ns.dataset}"):
+        run_stage("mix", run, ns.params, dataset=ns.dataset, clips=ns.clips, out=ns.out, datasheet=ns.datasheet,
+                  progress=not ns.quiet)
 
 
 if __name__ == "__main__":

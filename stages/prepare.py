@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.parallel import ParallelMap
-from stages.common import parser, run_stage, setup_logging
+from stages.common import parser, run_stage, setup_logging, stage_clock
 
 
 def run(corpus: str, params: str | Path, raw: str | Path | None, out: str | Path, report: str | Path, *,
@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> None:
                       help="parallel workers (default: orchestration.workers, one per core); same output")
     ns = args.parse_args(argv)
     setup_logging()
-    run_stage("prepare", run, ns.params, corpus=ns.corpus, raw=ns.raw, out=ns.out, report=ns.report,
-              workers=ns.workers, progress=not ns.quiet)
+    with stage_clock(f"prepare@{ns.corpus}"):
+        run_stage("prepare", run, ns.params, corpus=ns.corpus, raw=ns.raw, out=ns.out, report=ns.report,
+                  workers=ns.workers, progress=not ns.quiet)
 
 
 if __name__ == "__main__":

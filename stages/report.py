@@ -5,7 +5,7 @@ from pathlib import Path
 
 from pipeline.config import load_params
 from pipeline.reports.site import build_report
-from stages.common import parser, setup_logging
+from stages.common import parser, setup_logging, stage_clock
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,9 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--out", type=Path, default=Path("reports"))
     ns = args.parse_args(argv)
     setup_logging()
-    build_report(load_params(ns.params), ns.evaluation, ns.out, datasets=ns.datasets,
-                 training_summary=ns.training_summary, training_curves=ns.training_curves, tables_dir=ns.tables,
-                 scene_evaluation_dir=ns.scene_evaluation, scenes_dir=ns.scenes)
+    with stage_clock("report"):
+        build_report(load_params(ns.params), ns.evaluation, ns.out, datasets=ns.datasets,
+                     training_summary=ns.training_summary, training_curves=ns.training_curves, tables_dir=ns.tables,
+                     scene_evaluation_dir=ns.scene_evaluation, scenes_dir=ns.scenes)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.common import parser, setup_logging
+from stages.common import parser, setup_logging, stage_clock
 
 
 def raw_roots(params, raw: Path) -> dict[str, Path]:
@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--out", type=Path, required=True, help="scene folder (data/scenes/<dataset>)")
     ns = args.parse_args(argv)
     setup_logging()
-    run(ns.dataset, ns.params, ns.clips, ns.raw, ns.out)
+    with stage_clock(f"scenes@{ns.dataset}"):
+        run(ns.dataset, ns.params, ns.clips, ns.raw, ns.out)
 
 
 if __name__ == "__main__":

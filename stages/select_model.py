@@ -5,7 +5,7 @@ from pathlib import Path
 
 from pipeline.config import load_params
 from pipeline.enhance.registry import build_registry, write_registry
-from stages.common import parser, setup_logging
+from stages.common import parser, setup_logging, stage_clock
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--out", type=Path, default=Path("models/registry.json"))
     ns = args.parse_args(argv)
     setup_logging()
-    write_registry(build_registry(load_params(ns.params), ns.evaluation, ns.models, ns.scene_evaluation), ns.out)
+    with stage_clock("select_model"):
+        write_registry(build_registry(load_params(ns.params), ns.evaluation, ns.models, ns.scene_evaluation), ns.out)
 
 
 if __name__ == "__main__":

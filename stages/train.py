@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from pipeline.orchestration.distributed import distributed_training, in_distributed_env, torchrun_command
 from pipeline.orchestration.settings import load_orchestration
-from stages.common import parser, run_stage, setup_logging
+from stages.common import parser, run_stage, setup_logging, stage_clock
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     ns = args.parse_args(argv)
     setup_logging()
-    processes = 1 if in_distributed_env() else load_orchestration(ns.params).train_processes
-    run_stage("train", run, ns.params, variant=ns.variant, data=ns.data, out=ns.out, reports=ns.reports,
-              scratch=ns.scratch, timings=ns.timings, progress=not ns.quiet, processes=processes, relaunch=argv)
+    with stage_clock(f"train@{ns.variant}"):
+        processes = 1 if in_distributed_env() else load_orchestration(ns.params).train_processes
+        run_stage("train", run, ns.params, variant=ns.variant, data=ns.data, out=ns.out, reports=ns.reports,
+                  scratch=ns.scratch, timings=ns.timings, progress=not ns.quiet, processes=processes, relaunch=argv)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.common import parser, run_stage, setup_logging
+from stages.common import parser, run_stage, setup_logging, stage_clock
 
 
 def run(reports: str | Path, summary: str | Path, curves: str | Path) -> str:
@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--curves", type=Path, required=True)
     ns = args.parse_args(argv)
     setup_logging()
-    run_stage("training_summary", run, reports=ns.reports, summary=ns.summary, curves=ns.curves)
+    with stage_clock("training_summary"):
+        run_stage("training_summary", run, reports=ns.reports, summary=ns.summary, curves=ns.curves)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Writes, under the output folder: `scores.parquet` (one row per mixture × source × system), `metrics.json`
 (flat keys `<dataset>.<training>.<method>.<classes>.<metric>`, sorted, rounded), `examples.npz` (audio of a
 few test mixtures for the HTML report), `systems.json` (each row's separator kind and metadata: supervision,
-class estimate, whether its outputs need a permutation search) and `timings.json` (kept out of the metrics:
-times vary between runs). Each row is separated by the separator its kind builds (`pipeline.separators`); the
+class estimate, whether its outputs need a permutation search). Per-system wall times go to `timings` when given
+(outside the outputs: times vary between runs, the outputs never do). Each row is separated by the separator its kind builds (`pipeline.separators`); the
 loop itself knows no system.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pipeline.config import Params
 from pipeline.evaluation.summary import flat_metrics, summary_table
 from pipeline.evaluation.systems import System, systems_for
 from pipeline.features.stft import stft
-from pipeline.metrics.separation import score_many
+from pipeline.metrics.separation import mixture_scores, score_many
 from pipeline.models.data import Batch, MixtureSplit
 from pipeline.models.device import pick_device
 from pipeline.parallel import Inline, ParallelMap
@@ -39,7 +39,8 @@ __all__ = ["evaluate_dataset", "flat_metrics", "summary_table"]
 
 
 def evaluate_dataset(name: str, params: Params, data_dir: Path, models_dir: Path, out_dir: Path, *,
-                     parallel: ParallelMap | None = None, progress: bool = True) -> dict[str, float]:
+                     parallel: ParallelMap | None = None, progress: bool = True,
+                     timings: Path | None = None) -> dict[str, float]:
     """Evaluate dataset `name`; returns its flat metrics (also written to `out_dir/metrics.json`).
 
     Every row of `systems_for` is built by its separator kind from `models_dir` (data/models/<dataset>).
@@ -59,7 +60,7 @@ def evaluate_dataset(name: str, params: Params, data_dir: Path, models_dir: Path
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    frames, timings, described = [], {}, {}
+    frames, per_system, described, known = [], {}, {}, {}
     examples = _Examples(params.evaluate.examples, split.classes)
     for system in systems_for(name, params):
         separator = build(system, context)
@@ -69,8 +70,9 @@ def evaluate_dataset(name: str, params: Params, data_dir: Path, models_dir: Path
                                       f"are scored")
         described[system.key] = _describe(system, separator)
         started = time.perf_counter()
-        frame = _score_system(name, system, separator, context, split, speech, parallel, examples, progress)
-        timings[system.key] = {"seconds": round(time.perf_counter() - started, 2), "mixtures": int(
+        frame = _score_system(name, system, separator, context, split, speech, parallel, examples, progress, known)
+        known.update(mixture_scores(frame))  # the mixture's own scores: the same for every system
+        per_system[system.key] = {"seconds": round(time.perf_counter() - started, 2), "mixtures": int(
             frame["mixture_id"].nunique())}
         frames.append(frame)
     scores = pd.concat(frames, ignore_index=True)
@@ -78,7 +80,8 @@ def evaluate_dataset(name: str, params: Params, data_dir: Path, models_dir: Path
     metrics = flat_metrics(name, scores)
     write_json(out_dir / "metrics.json", metrics)
     write_json(out_dir / "systems.json", described)
-    write_json(out_dir / "timings.json", timings)
+    if timings is not None:
+        write_json(Path(timings), per_system)
     examples.save(out_dir / "examples.npz", split.sample_rate)
     return metrics
 
@@ -91,7 +94,8 @@ def _describe(system: System, separator: Separator) -> dict[str, Any]:
 
 
 def _score_system(dataset: str, system: System, separator: Separator, context: BuildContext, split: MixtureSplit,
-                  speech: list[bool], parallel: ParallelMap, examples: "_Examples", progress: bool) -> pd.DataFrame:
+                  speech: list[bool], parallel: ParallelMap, examples: "_Examples", progress: bool,
+                  known: dict[str, list[tuple[float, float]]]) -> pd.DataFrame:
     params, device, limit = context.params, context.device, separator.max_mixtures
     generator = torch.Generator(device=device).manual_seed(params.evaluate.seed + zlib.crc32(system.key.encode()))
     items, correct = [], {}
@@ -116,7 +120,7 @@ def _score_system(dataset: str, system: System, separator: Separator, context: B
             correct[mixture_id] = bool(np.array_equal(labels[i] > 0.5, truth[i] > 0.5))
             examples.offer(index + i, system, mixture[i], references[i], estimates[i], truth[i], labels[i])
         index += batch.size
-    frame = score_many(items, split.sample_rate, parallel=parallel)
+    frame = score_many(items, split.sample_rate, parallel=parallel, known=known)
     frame.insert(0, "system", system.key)
     frame.insert(1, "training", system.training)
     frame.insert(2, "method", system.method)

@@ -3,10 +3,11 @@
 Shapes: a mixture has S sources of L samples; `references` and `estimates` are (S, L), one estimate per
 reference in the same (known) order, so BSS-Eval runs with `compute_permutation=False`. `mixture` is (L,).
 
-BSS-Eval comes from `mir_eval.separation.bss_eval_sources` (deprecated in mir_eval 0.8, removed in 0.9: pinned,
-and cross-checked against an independent implementation in tests/metrics/test_separation.py). It runs with
-BLAS limited to one thread per process (multi-threaded BLAS on a busy machine made it ~8x slower); use
-`score_many(parallel=...)` to parallelise across mixtures instead.
+BSS-Eval is `pipeline.metrics.bss_batch`: the decomposition of `mir_eval.separation.bss_eval_sources` batched
+over mixtures in torch float64 with a block-Levinson solver (mir_eval 0.8.2 is the cross-check in the tests,
+agreeing to < 1e-6 dB, and the yardstick of `benchmarks/bench_metrics`). Scoring runs with one thread per
+process (BLAS, torch); use `score_many(parallel=...)` to parallelise across mixtures, so the scores never
+depend on the map.
 
 Failure policy (what `score_mixture` records; nothing raises for bad *estimates*, bad *inputs* raise):
 
@@ -38,13 +39,13 @@ import contextlib
 import itertools
 import logging
 import math
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
+from pipeline.metrics.bss_batch import bss_eval_batch
 from pipeline.parallel import Inline, ParallelMap
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ SUMMARY_METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdr_mixture", "si_sdri", "
 ROW_COLUMNS = ("mixture_id", "source", "index", "speech", "status", "sdr", "sir", "sar", "si_sdr",
                "si_sdr_mixture", "si_sdri", "pesq", "pesq_mixture")
 
-WORKER_PRELOAD = ("pipeline.metrics.separation", "mir_eval.separation", "pesq", "soxr")
+WORKER_PRELOAD = ("pipeline.metrics.separation", "pipeline.metrics.bss_batch", "pipeline.metrics.toeplitz", "pesq",
+                  "soxr")
+BSS_BATCH = 32  # mixtures per BSS-Eval call (bounds memory: ~10 MB per 2-source 1-s mixture)
 
 Item = tuple[str, np.ndarray, np.ndarray, np.ndarray, Sequence[bool], Sequence[str]]
 
@@ -138,15 +141,18 @@ def _clip_db(values: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Limit BLAS/OpenMP to one thread inside the block (a no-op if threadpoolctl is missing)."""
+def _one_thread() -> Iterator[None]:
+    """One BLAS/OpenMP thread and one torch thread inside the block (restored after)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn / scipy stacks
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -178,15 +184,13 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(_clip_db(10.0 * np.log10(target_energy / noise_energy)))
 
 
-def bss_eval(references: np.ndarray, estimates: np.ndarray) -> dict[str, np.ndarray]:
+def bss_eval(references: np.ndarray, estimates: np.ndarray, device: str | None = None) -> dict[str, np.ndarray]:
     """BSS-Eval v3 (512-tap distortion filters) of (S, L) estimates against (S, L) references, order fixed.
 
-    Returns {"sdr", "sir", "sar"}, each (S,) float64 in dB, exactly as mir_eval computes them (for S = 1 the
-    SIR is +inf; `score_mixture` records it as NaN). Raises ValueError for bad shapes, non-finite references,
-    and for silent references or silent/non-finite estimates, for which BSS-Eval is undefined.
+    Returns {"sdr", "sir", "sar"}, each (S,) float64 in dB, as mir_eval computes them (for S = 1 the SIR is
+    +inf; `score_mixture` records it as NaN). Raises ValueError for bad shapes, non-finite references, and for
+    silent references or silent/non-finite estimates, for which BSS-Eval is undefined.
     """
-    import mir_eval.separation  # deferred: heavy import, and workers import it only when used
-
     validate(references, estimates)
     references = np.asarray(references, dtype=np.float64)
     estimates = np.asarray(estimates, dtype=np.float64)
@@ -194,11 +198,9 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray) -> dict[str, np.ndar
     problems = [(s, status) for s, status in problems if status != STATUS_OK]
     if problems:
         raise ValueError(f"BSS-Eval is undefined for sources {problems} (shape {references.shape})")
-    with warnings.catch_warnings(), _one_blas_thread():
-        warnings.filterwarnings("ignore", message=r"mir_eval\.separation\.bss_eval_sources", category=FutureWarning)
-        sdr, sir, sar, _ = mir_eval.separation.bss_eval_sources(references, estimates, compute_permutation=False)
-    return {"sdr": np.asarray(sdr, dtype=np.float64), "sir": np.asarray(sir, dtype=np.float64),
-            "sar": np.asarray(sar, dtype=np.float64)}
+    with _one_thread():
+        values = bss_eval_batch(references[None], estimates[None], device=device)
+    return {name: values[name][0] for name in BSS_METRICS}
 
 
 def pesq_nb(reference: np.ndarray, estimate: np.ndarray, rate: int) -> float:
@@ -253,34 +255,73 @@ def score_mixture(
     Returns S dicts (index, status, sdr, sir, sar, si_sdr, si_sdr_mixture, si_sdri, pesq, pesq_mixture),
     following the module's failure policy. Raises ValueError only for bad inputs.
     """
-    validate(references, estimates)
-    references = np.asarray(references, dtype=np.float64)
-    estimates = np.asarray(estimates, dtype=np.float64)
-    n_sources, length = references.shape
-    mixture = _check_signal("mixture", mixture, length)
-    if not np.isfinite(mixture).all():
-        raise ValueError(f"mixture must be finite (shape {mixture.shape})")
-    speech = [bool(flag) for flag in speech]
-    if len(speech) != n_sources:
-        raise ValueError(f"speech needs one flag per source: got {len(speech)} flags for {n_sources} sources")
-
-    statuses = [source_status(references[s], estimates[s]) for s in range(n_sources)]
-    bss = _bss_or_nan(references, estimates, statuses)
-    return [
-        _score_source(s, statuses[s], references[s], estimates[s], mixture, rate, speech[s], bss)
-        for s in range(n_sources)
-    ]
+    with _one_thread():
+        checked = _Checked.of(references, estimates, mixture, speech)
+        return checked.rows(rate, _bss_of([checked])[0])
 
 
-def _bss_or_nan(references: np.ndarray, estimates: np.ndarray, statuses: list[str]) -> dict[str, np.ndarray]:
-    """BSS-Eval of an (S, L) mixture, all-NaN (S,) arrays if any status is not ok; SIR NaN when S = 1."""
-    n_sources = references.shape[0]
-    if any(status != STATUS_OK for status in statuses):
-        return {name: np.full(n_sources, np.nan) for name in BSS_METRICS}
-    values = {name: _clip_db(array) for name, array in bss_eval(references, estimates).items()}
-    if n_sources == 1:
-        values["sir"] = np.full(1, np.nan)  # no interferer: mir_eval's +inf is not a score
-    return values
+class _Checked:
+    """One mixture's validated float64 arrays, speech flags and per-source statuses."""
+
+    def __init__(self, references: np.ndarray, estimates: np.ndarray, mixture: np.ndarray, speech: list[bool],
+                 statuses: list[str]):
+        self.references, self.estimates, self.mixture = references, estimates, mixture
+        self.speech, self.statuses = speech, statuses
+
+    @classmethod
+    def of(cls, references: np.ndarray, estimates: np.ndarray, mixture: np.ndarray,
+           speech: Sequence[bool]) -> "_Checked":
+        """Validate one mixture's inputs (ValueError for bad ones) and find each source's status."""
+        validate(references, estimates)
+        references = np.asarray(references, dtype=np.float64)
+        estimates = np.asarray(estimates, dtype=np.float64)
+        n_sources, length = references.shape
+        mixture = _check_signal("mixture", mixture, length)
+        if not np.isfinite(mixture).all():
+            raise ValueError(f"mixture must be finite (shape {mixture.shape})")
+        speech = [bool(flag) for flag in speech]
+        if len(speech) != n_sources:
+            raise ValueError(f"speech needs one flag per source: got {len(speech)} flags for {n_sources} sources")
+        statuses = [source_status(references[s], estimates[s]) for s in range(n_sources)]
+        return cls(references, estimates, mixture, speech, statuses)
+
+    @property
+    def scorable(self) -> bool:
+        """BSS-Eval is defined: every source's status is ok."""
+        return all(status == STATUS_OK for status in self.statuses)
+
+    def rows(self, rate: int, bss: dict[str, np.ndarray], known: Sequence[tuple[float, float]] | None = None
+             ) -> list[dict]:
+        """The S rows of this mixture given its BSS-Eval values ((S,) arrays, NaN when not scorable) and, when
+        known, each source's (si_sdr_mixture, pesq_mixture)."""
+        if known is not None and len(known) != len(self.statuses):
+            raise ValueError(f"{len(known)} known mixture scores for {len(self.statuses)} sources")
+        return [_score_source(s, self.statuses[s], self.references[s], self.estimates[s], self.mixture, rate,
+                              self.speech[s], bss, None if known is None else tuple(known[s]))
+                for s in range(len(self.statuses))]
+
+
+def _bss_of(mixtures: Sequence[_Checked], device: str | None = None) -> list[dict[str, np.ndarray]]:
+    """BSS-Eval of every mixture, batched over those of one shape; all-NaN (S,) arrays where not scorable.
+
+    Values are clipped to +-MAX_DB, and the SIR of a one-source mixture is NaN (no interferer: mir_eval's +inf
+    is not a score)."""
+    results: list[dict[str, np.ndarray]] = [
+        {name: np.full(len(m.statuses), np.nan) for name in BSS_METRICS} for m in mixtures]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for position, mixture in enumerate(mixtures):
+        if mixture.scorable:
+            groups.setdefault(mixture.references.shape, []).append(position)
+    for shape, positions in groups.items():
+        for start in range(0, len(positions), BSS_BATCH):
+            batch = positions[start:start + BSS_BATCH]
+            values = bss_eval_batch(np.stack([mixtures[p].references for p in batch]),
+                                    np.stack([mixtures[p].estimates for p in batch]), device=device)
+            for row, position in enumerate(batch):
+                results[position] = {name: _clip_db(values[name][row]) for name in BSS_METRICS}
+                if shape[0] == 1:
+                    results[position]["sir"] = np.full(1, np.nan)
+    return results
 
 
 def _score_source(
@@ -292,11 +333,16 @@ def _score_source(
     rate: int,
     speech: bool,
     bss: dict[str, np.ndarray],
+    known: tuple[float, float] | None = None,
 ) -> dict:
-    """The row of one source; reference, estimate and mixture are (L,)."""
+    """The row of one source; reference, estimate and mixture are (L,). `known`: its (si_sdr_mixture,
+    pesq_mixture), when another system already scored the same mixture (they depend on the mixture only)."""
     ok = status == STATUS_OK
     value = si_sdr(reference, estimate) if ok else math.nan
-    baseline = si_sdr(reference, mixture) if status != STATUS_SILENT_REFERENCE else math.nan
+    if known is None:
+        known = (si_sdr(reference, mixture) if status != STATUS_SILENT_REFERENCE else math.nan,
+                 pesq_nb(reference, mixture, rate) if speech and status != STATUS_SILENT_REFERENCE else math.nan)
+    baseline, pesq_mixture = known
     return {
         "index": index,
         "status": status,
@@ -305,8 +351,7 @@ def _score_source(
         "si_sdr_mixture": baseline,
         "si_sdri": value - baseline,
         "pesq": pesq_nb(reference, estimate, rate) if speech and ok else math.nan,
-        "pesq_mixture": pesq_nb(reference, mixture, rate) if speech and status != STATUS_SILENT_REFERENCE
-        else math.nan,
+        "pesq_mixture": pesq_mixture,
     }
 
 
@@ -314,20 +359,16 @@ def _score_source(
 # Many mixtures
 
 
-def _score_item(item: Item, rate: int) -> list[dict]:
-    """Rows of one item (mixture_id, references (S, L), estimates (S, L), mixture (L,), speech (S,), names (S,))."""
+def _checked_item(item: Item) -> _Checked:
+    """Validate one item (mixture_id, references (S, L), estimates (S, L), mixture (L,), speech (S,), names (S,))."""
     mixture_id, references, estimates, mixture, speech, names = item
-    names = list(names)
     try:
         validate(references, estimates)
-        if len(names) != np.asarray(references).shape[0]:
-            raise ValueError(f"{len(names)} source names for references of shape {np.asarray(references).shape}")
-        with _one_blas_thread():
-            rows = score_mixture(references, estimates, mixture, rate, speech)
+        if len(list(names)) != np.asarray(references).shape[0]:
+            raise ValueError(f"{len(list(names))} source names for references of shape {np.asarray(references).shape}")
+        return _Checked.of(references, estimates, mixture, speech)
     except ValueError as error:
         raise ValueError(f"mixture {mixture_id!r}: {error}") from error
-    return [{"mixture_id": mixture_id, "source": names[row["index"]], "speech": bool(speech[row["index"]]), **row}
-            for row in rows]
 
 
 def score_many(
@@ -336,23 +377,29 @@ def score_many(
     parallel: ParallelMap | None = None,
     chunk: int = 16,
     progress: bool = False,
+    device: str | None = None,
+    known: Mapping[str, Sequence[tuple[float, float]]] | None = None,
 ) -> pd.DataFrame:
     """Score many mixtures; one row per (mixture, source), in input order whichever `parallel` map runs it.
 
     items: (mixture_id, references (S, L), estimates (S, L), mixture (L,), speech flags (S,), names (S,)).
     Columns: ROW_COLUMNS. Items are scored `chunk` at a time, each chunk one task of `parallel` (default:
     inline; `parallel_map(..., preload=WORKER_PRELOAD)` starts process workers with the metric libraries
-    imported). Every item runs with one BLAS thread, so the scores do not depend on the map.
+    imported). Every item runs with one BLAS thread, so the scores do not depend on the map. `device`: where
+    BSS-Eval runs (default CPU; "cuda" batches each chunk on the GPU). `known`: per mixture id, each source's
+    (si_sdr_mixture, pesq_mixture) from an earlier call on the same mixtures (`mixture_scores`), not recomputed:
+    every system of a test split shares them, and the mixture's PESQ is half of all PESQ work.
     """
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1; got {chunk}")
     from tqdm import tqdm
 
     parallel = parallel or Inline()
-    chunks = list(_chunks(items, chunk))
+    known = known or {}
+    tasks = [(c, [known.get(item[0]) for item in c]) for c in _chunks(items, chunk)]
     rows: list[dict] = []
-    with tqdm(total=sum(len(c) for c in chunks), desc="score", unit="mixture", disable=not progress) as bar:
-        for chunk_rows in parallel.map(partial(score_chunk, rate=rate), chunks, task="score"):
+    with tqdm(total=sum(len(c) for c, _ in tasks), desc="score", unit="mixture", disable=not progress) as bar:
+        for chunk_rows in parallel.map(partial(_score_task, rate=rate, device=device), tasks, task="score"):
             for item_rows in chunk_rows:
                 rows.extend(item_rows)
                 bar.update(1)
@@ -362,9 +409,35 @@ def score_many(
     return frame
 
 
-def score_chunk(items: Sequence[Item], rate: int) -> list[list[dict]]:
-    """The rows of each item of a chunk (one task of `score_many`)."""
-    return [_score_item(item, rate) for item in items]
+def score_chunk(items: Sequence[Item], rate: int, device: str | None = None,
+                known: Sequence[Sequence[tuple[float, float]] | None] | None = None) -> list[list[dict]]:
+    """The rows of each item of a chunk (one task of `score_many`): BSS-Eval batched over the chunk; `known`:
+    per item, its sources' (si_sdr_mixture, pesq_mixture) or None."""
+    known = known or [None] * len(items)
+    with _one_thread():
+        checked = [_checked_item(item) for item in items]
+        bss = _bss_of(checked, device)
+        rows = []
+        for item, mixture, values, mixture_known in zip(items, checked, bss, known):
+            mixture_id, names = item[0], list(item[5])
+            rows.append([{"mixture_id": mixture_id, "source": names[row["index"]],
+                          "speech": mixture.speech[row["index"]], **row}
+                         for row in mixture.rows(rate, values, mixture_known)])
+        return rows
+
+
+def _score_task(task: tuple[Sequence[Item], Sequence[Sequence[tuple[float, float]] | None]], rate: int,
+                device: str | None) -> list[list[dict]]:
+    items, known = task
+    return score_chunk(items, rate, device, known)
+
+
+def mixture_scores(frame: pd.DataFrame) -> dict[str, list[tuple[float, float]]]:
+    """Per mixture id of a `score_many` frame: each source's (si_sdr_mixture, pesq_mixture), in index order
+    (the `known` of a later call on the same mixtures)."""
+    ordered = frame.sort_values(["mixture_id", "index"], kind="stable")
+    return {mixture_id: list(zip(group["si_sdr_mixture"].tolist(), group["pesq_mixture"].tolist()))
+            for mixture_id, group in ordered.groupby("mixture_id", sort=False)}
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

@@ -90,7 +90,7 @@ def test_scores_are_the_same_when_scoring_runs_on_a_process_pool(evaluated, tmp_
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pooled" / "scores.parquet"),
                                   pd.read_parquet(root / "evaluation" / "scores.parquet"), check_exact=True)
     assert sorted(p.name for p in (tmp_path / "pooled").iterdir()) == [
-        "examples.npz", "metrics.json", "scores.parquet", "systems.json", "timings.json"]
+        "examples.npz", "metrics.json", "scores.parquet", "systems.json"]
 
 
 def test_systems_json_names_each_rows_kind_and_metadata(evaluated):

@@ -136,11 +136,11 @@ def test_si_sdr_matches_closed_form_for_orthogonal_noise():
 
 
 # ------------------------------------------------------------------------------------------------------------
-# BSS-Eval cross-checks (mir_eval.separation is deprecated: its numbers must be checked)
+# BSS-Eval cross-checks against an explicit time-domain implementation (mir_eval: tests/metrics/test_bss_eval.py)
 
 
 @pytest.mark.parametrize("n_sources", [2, 3])
-def test_mir_eval_matches_independent_bss_eval(n_sources):
+def test_bss_eval_matches_independent_time_domain_bss_eval(n_sources):
     rng = np.random.default_rng(10 + n_sources)
     length = 1500  # short: the independent implementation solves an explicit (L + 511, S * 512) least squares
     references = _noise(rng, n_sources, length)
@@ -176,7 +176,7 @@ def test_sir_of_filtered_reference_plus_interferer():
     assert scores["sar"][0] > 30.0  # only the truncated filter tail lies outside the references' span
 
 
-def test_single_source_sir_is_inf_in_mir_eval_and_nan_in_score_mixture():
+def test_single_source_sir_is_inf_in_bss_eval_and_nan_in_score_mixture():
     rng = np.random.default_rng(22)
     references = _noise(rng, 1)
     estimates = _with_noise(references, 10.0, rng)
@@ -418,3 +418,17 @@ def test_score_many_names_the_bad_mixture():
     bad = [(mixture_id, references.T, estimates.T, mixture, speech, names)]
     with pytest.raises(ValueError, match=r"mixture 'mix-001'.*\(samples, sources\)"):
         sep.score_many(bad, RATE)
+
+
+def test_known_mixture_scores_are_reused_not_recomputed(monkeypatch):
+    items = _items(3, np.random.default_rng(14), {1: sep.STATUS_SILENT_REFERENCE})
+    first = sep.score_many(items, RATE)
+    known = sep.mixture_scores(first)
+    assert sorted(known) == sorted(item[0] for item in items) and all(len(v) == 2 for v in known.values())
+    calls = []
+    real = sep.pesq_nb
+    monkeypatch.setattr(sep, "pesq_nb", lambda reference, estimate, rate: calls.append(1) or real(
+        reference, estimate, rate))
+    again = sep.score_many(items, RATE, known=known)
+    pd.testing.assert_frame_equal(first, again, check_exact=True)
+    assert len(calls) == 3  # one PESQ per speech source's estimate; none of the mixture's
