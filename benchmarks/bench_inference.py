@@ -4,10 +4,15 @@ Paper-size network with d1's 5 classes; mixtures of two classes; forward on batc
 iteration count of params.yaml (`evaluate.schedule` of the active profile, or --iterations), exhaustive over the
 10 pairs of 5 classes. BSS-Eval speed: `benchmarks/bench_metrics.py`.
 
+`--batch-sizes 8 32 128 ...`: VAD throughput per batch size (mixtures x combinations x restarts are one
+optimisation already), timed over `--sweep-iterations` iterations and scaled to the paper's 300, and the
+smallest batch within 10 % of the best throughput: where the device saturates.
+
 Usage (from the repository root):
     ./run.sh python -m benchmarks.bench_inference                 # CPU, 2 threads
     ./run.sh python -m benchmarks.bench_inference --device cuda
     ./run.sh python -m benchmarks.bench_inference --quick
+    ./run.sh python -m benchmarks.bench_inference --batch-sizes 4 16 64 256 --device cuda
 """
 from __future__ import annotations
 
@@ -39,6 +44,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=None,
+                        help="sweep VAD throughput over these batch sizes (mixtures per optimisation)")
+    parser.add_argument("--sweep-iterations", type=int, default=10, help="iterations timed per sweep point")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
@@ -67,6 +75,38 @@ def main() -> None:
     print(f"forward (classify, Wiener masks, ISTFT): {forward_rate:8.1f} mixtures/s")
     print(f"inverse joint, {iterations} iterations:      {joint:8.2f} mixtures/s")
     print(f"inverse exhaustive (10 pairs), {iterations} it.: {exhaustive:8.2f} mixtures/s")
+    if args.batch_sizes:
+        sweep(model, spec, device, args.batch_sizes, args.sweep_iterations, params.evaluate.schedule.inverse_iterations)
+
+
+def sweep(model, spec: StftConfig, device: torch.device, sizes: list[int], iterations: int, paper: int) -> None:
+    """VAD joint / exhaustive throughput per batch size, scaled to `paper` iterations; where it saturates."""
+    config = InverseConfig(iterations=iterations, tolerance=0.0)
+    generator = torch.Generator(device=device).manual_seed(0)
+    pairs = all_combinations(5, [2]).to(device)
+    print(f"VAD batch sweep ({iterations} iterations timed, shown as mixtures/s at {paper} iterations)")
+    print(f"{'batch':>7}{'joint':>12}{'exhaustive':>12}")
+    rates: dict[str, dict[int, float]] = {"joint": {}, "exhaustive": {}}
+    for size in sizes:
+        batch = synthetic_batch(5, size, device, seed=size)
+        magnitudes = stft(batch.mixture, spec).abs()
+        inverse_joint(model, magnitudes[:1], config, generator)  # warm-up at this shape's code path
+        scale = iterations / paper
+        rates["joint"][size] = scale * size / timed(lambda: _sync(inverse_joint(model, magnitudes, config,
+                                                                               generator), device))
+        rates["exhaustive"][size] = scale * size / timed(lambda: _sync(inverse_exhaustive(
+            model, magnitudes, pairs, config, generator), device))
+        print(f"{size:>7}{rates['joint'][size]:>12.2f}{rates['exhaustive'][size]:>12.2f}")
+    for method, by_size in rates.items():
+        best = max(by_size.values())
+        saturated = min(size for size, rate in by_size.items() if rate >= 0.9 * best)
+        print(f"{method}: saturates at batch {saturated} ({best:.2f} mixtures/s at {paper} iterations)")
+
+
+def _sync(result, device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return result
 
 
 if __name__ == "__main__":

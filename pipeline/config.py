@@ -363,8 +363,26 @@ class TrainConfig(Section):
     precision: Annotated[Str, one_of(*PRECISIONS)] = "fp32"
 
 
+@section
+class NmfSchedule(Section):
+    train_iterations: PositiveInt  # multiplicative updates of the dictionaries (and training activations)
+    test_iterations: PositiveInt   # updates of a test mixture's activations (the dictionaries fixed)
+
+
+@section
+class NmfConfig(Section):
+    """The NMF baseline (the paper's eq. 1, generalised KL): atoms per class, L1 weight on the activations."""
+
+    rank: PositiveInt
+    sparsity: NonNegativeFloat
+    seed: Int
+    validations: PositiveInt       # how many times training measures the validation divergence (its curve)
+    schedule: per_profile(NmfSchedule)  # resolved for the active profile
+
+
 SUPERVISIONS = ("source", "class")
-MODEL_KINDS = ("vae", "ae")
+VAE_MODELS = ("vae", "ae")        # the paper's network, with and without its variational layer
+MODEL_KINDS = (*VAE_MODELS, "nmf")  # nmf: the NMF baseline (pipeline/models/nmf.py)
 LOSSES = ("mag-kl", "mag-mse", "wave-mse", "wave-snr", "wave-sisnr")
 
 
@@ -383,6 +401,8 @@ class VariantConfig(Section):
     def _loss_fits_supervision(self) -> VariantConfig:
         require(self.supervision == "source" or self.loss == "mag-kl",
                 "mag-kl with class supervision (the other losses need the isolated sources)",
+                key=("loss",), value=self.loss)
+        require(self.model != "nmf" or self.loss == "mag-kl", "mag-kl for model nmf (its generalised-KL updates)",
                 key=("loss",), value=self.loss)
         return self
 
@@ -473,6 +493,7 @@ class Params(Section):
     datasets: dict[Name, DatasetConfig]
     model: ModelConfig
     train: TrainConfig
+    nmf: NmfConfig
     variants: dict[Name, VariantConfig]
     evaluate: EvaluateConfig
     scenes: ScenesConfig

@@ -45,6 +45,14 @@ def run(variant: str, params: str | Path, data: str | Path, out: str | Path, rep
     return result.summary
 
 
+def _is_nmf(params: str | Path, variant: str) -> bool:
+    """NMF variants train on one process (they take seconds; no DDP)."""
+    from pipeline.config import load_params
+
+    config = load_params(params).variants.get(variant)
+    return config is not None and config.model == "nmf"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__)
     args.add_argument("variant")
@@ -60,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     ns = args.parse_args(argv)
     setup_logging()
     with stage_clock(f"train@{ns.variant}"):
-        processes = 1 if in_distributed_env() else load_orchestration(ns.params).train_processes
+        processes = 1 if in_distributed_env() or _is_nmf(ns.params, ns.variant) else \
+            load_orchestration(ns.params).train_processes
         run_stage("train", run, ns.params, variant=ns.variant, data=ns.data, out=ns.out, reports=ns.reports,
                   scratch=ns.scratch, timings=ns.timings, progress=not ns.quiet, processes=processes, relaunch=argv)
 

@@ -16,8 +16,11 @@ from typing import Any, Sequence
 from pipeline.reports.plots import plot_training_curve, plot_training_curves
 from pipeline.shards import write_json
 
-# the curve's figures logged per validation (its `step` is dvclive's step; its `seconds` is a timing)
-LOGGED = ("epoch", "train_loss", "valid_loss", "valid_reconstruction", "valid_kl", "valid_classification")
+# the curve's figures logged per validation (its `step` is dvclive's step; its `seconds` is a timing): every
+# model logs REQUIRED; the VAE also its KL and class-head terms (an NMF variant has neither)
+REQUIRED = ("epoch", "train_loss", "valid_loss", "valid_reconstruction")
+OPTIONAL = ("valid_kl", "valid_classification")
+LOGGED = (*REQUIRED, *OPTIONAL)
 COLUMNS = ("best_step", "steps", "epochs", "stopped_by", "best_valid_reconstruction", "device")
 
 
@@ -27,14 +30,16 @@ def write_variant_reports(variant: str, curve: Sequence[dict[str, float]], summa
     curve to `reports_dir/<variant>.png`. Returns the dvclive folder."""
     from dvclive import Live
 
-    missing = [key for key in ("step", *LOGGED) if curve and key not in curve[0]]
+    missing = [key for key in ("step", *REQUIRED) if curve and key not in curve[0]]
     if missing:
-        raise ValueError(f"{variant}: curve rows lack {missing}; expected the columns step, {', '.join(LOGGED)}")
+        raise ValueError(f"{variant}: curve rows lack {missing}; expected the columns step, {', '.join(REQUIRED)}"
+                         f" (and optionally {', '.join(OPTIONAL)})")
+    logged = [key for key in LOGGED if curve and key in curve[0]]
     folder = Path(reports_dir) / variant
     with Live(dir=str(folder), dvcyaml=None, save_dvc_exp=False, report=None) as live:
         for row in curve:
             live.step = int(row["step"])
-            for key in LOGGED:
+            for key in logged:
                 value = row[key]
                 live.log_metric(key, round(value, 6) if isinstance(value, float) else value)
         live.summary.update(summary)
@@ -66,7 +71,10 @@ def read_curves(reports_dir: Path) -> dict[str, list[dict[str, float]]]:
         for key in LOGGED:
             path = folder / "plots" / "metrics" / f"{key}.tsv"
             if not path.is_file():
-                raise FileNotFoundError(f"{path} not found; {folder} should hold a dvclive log of {', '.join(LOGGED)}")
+                if key in OPTIONAL:
+                    continue
+                raise FileNotFoundError(f"{path} not found; {folder} should hold a dvclive log of "
+                                        f"{', '.join(REQUIRED)}")
             with open(path, newline="") as handle:
                 for line in csv.DictReader(handle, delimiter="\t"):
                     step = float(line["step"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import Params
-from pipeline.separators import references, vae
+from pipeline.separators import nmf, references, vae
 from pipeline.separators.base import BuildContext, Kind, Separator, System, WindowSeparator
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
@@ -18,6 +18,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     references.MIXTURE,
     vae.FORWARD,
     vae.INVERSE,
+    nmf.NMF,
 )}
 DEFAULT_STREAM_KIND = vae.FORWARD_KIND  # the kind of every model file written before kinds were recorded
 

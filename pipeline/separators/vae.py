@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import MODEL_KINDS, Params, StftConfig
+from pipeline.config import VAE_MODELS, Params, StftConfig
 from pipeline.features.wiener import wiener_separate
 from pipeline.inference.forward import forward_separate
 from pipeline.inference.inverse import InverseConfig, all_combinations, inverse_exhaustive, inverse_joint
@@ -123,7 +123,7 @@ def inverse_config(params: Params, variant: str) -> InverseConfig:
 
 
 def _is_vae(params: Params, variant: str | None) -> bool:
-    return variant is not None and params.variants[variant].model in MODEL_KINDS
+    return variant is not None and params.variants[variant].model in VAE_MODELS
 
 
 def _metadata(system: System, params: Params) -> Metadata:

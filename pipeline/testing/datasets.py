@@ -36,7 +36,11 @@ def tiny_training_raw(**train: Any) -> dict[str, Any]:
         "dt-class": {"dataset": "dt", "supervision": "class", "model": "vae", "loss": "mag-kl"},
         "dt-ae": {"dataset": "dt", "supervision": "source", "model": "ae", "loss": "mag-kl"},
         "dt-wave": {"dataset": "dt", "supervision": "source", "model": "vae", "loss": "wave-snr"},
+        "dt-nmf": {"dataset": "dt", "supervision": "source", "model": "nmf"},
+        "dt-nmf-class": {"dataset": "dt", "supervision": "class", "model": "nmf"},
     }
+    raw["nmf"].update({"rank": 4, "validations": 3, "schedule": {"demo": {"train_iterations": 12, "test_iterations": 10},
+                                                                "paper": {"train_iterations": 12, "test_iterations": 10}}})
     raw["evaluate"].update({"batch_size": 4, "examples": 2,
                             "schedule": {"demo": {"forward_mixtures": 8, "inverse_mixtures": 4, "inverse_iterations": 10},
                                          "paper": {"forward_mixtures": 8, "inverse_mixtures": 4, "inverse_iterations": 10}},

@@ -45,8 +45,16 @@ def test_the_timing_file_holds_the_wall_clock_figures(tmp_path):
 
 
 def test_a_curve_without_its_columns_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"v: curve rows lack \['valid_kl'\]"):
-        write_variant_reports("v", [{k: v for k, v in CURVE[0].items() if k != "valid_kl"}], SUMMARY, tmp_path)
+    with pytest.raises(ValueError, match=r"v: curve rows lack \['valid_loss'\]"):
+        write_variant_reports("v", [{k: v for k, v in CURVE[0].items() if k != "valid_loss"}], SUMMARY, tmp_path)
+
+
+def test_a_curve_without_the_vae_terms_is_logged_and_read_back(tmp_path):
+    curve = [{k: v for k, v in row.items() if k not in ("valid_kl", "valid_classification")} for row in CURVE]
+    folder = write_variant_reports("nmf", curve, SUMMARY, tmp_path)
+    assert not (folder / "plots" / "metrics" / "valid_kl.tsv").exists()
+    read = read_curves(tmp_path)["nmf"]
+    assert [row["valid_loss"] for row in read] == pytest.approx([row["valid_loss"] for row in curve])
 
 
 def test_summary_table_and_curves_page_cover_every_variant_without_timings(tmp_path):

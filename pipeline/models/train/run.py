@@ -38,7 +38,13 @@ def train_variant(name: str, params: Params, data_dir: Path, out_dir: Path, scra
     """Train variant `name` on `data_dir` (a mixture dataset) and write `out_dir/model.pt` (rank 0 only).
 
     `callbacks` run after each step and validation, after those installed for the process (`callbacks.install`).
+    Variants of model `nmf` learn dictionaries instead (`pipeline.models.train.nmf`; one process, no resume:
+    they take seconds).
     """
+    if params.variants[name].model == "nmf":
+        from pipeline.models.train.nmf import train_nmf  # deferred: it builds on this module's TrainingResult
+
+        return train_nmf(name, params, Path(data_dir), Path(out_dir), progress)
     cache = params.train.cache_mb << 20
     train_split = MixtureSplit(Path(data_dir) / "train", cache_bytes=cache)
     valid_split = MixtureSplit(Path(data_dir) / "valid", cache_bytes=cache)
