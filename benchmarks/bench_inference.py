@@ -2,7 +2,9 @@
 
 Paper-size network with d1's 5 classes; mixtures of two classes; forward on batches of 100; inverse at the
 iteration count of params.yaml (`evaluate.schedule` of the active profile, or --iterations), exhaustive over the
-10 pairs of 5 classes. BSS-Eval speed: `benchmarks/bench_metrics.py`.
+10 pairs of 5 classes. NMF separation (the baseline, `pipeline/models/nmf.py`) of the same
+batch at 200 multiplicative updates (the paper profile's `nmf.schedule`), with oracle and estimated classes.
+BSS-Eval speed: `benchmarks/bench_metrics.py`.
 
 `--batch-sizes 8 32 128 ...`: VAD throughput per batch size (mixtures x combinations x restarts are one
 optimisation already), timed over `--sweep-iterations` iterations and scaled to the paper's 300, and the
@@ -46,6 +48,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=None,
                         help="sweep VAD throughput over these batch sizes (mixtures per optimisation)")
+    parser.add_argument("--nmf-iterations", type=int, default=200,
+                        help="NMF updates per test mixture (default 200: nmf.schedule.paper.test_iterations)")
     parser.add_argument("--sweep-iterations", type=int, default=10, help="iterations timed per sweep point")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -75,8 +79,33 @@ def main() -> None:
     print(f"forward (classify, Wiener masks, ISTFT): {forward_rate:8.1f} mixtures/s")
     print(f"inverse joint, {iterations} iterations:      {joint:8.2f} mixtures/s")
     print(f"inverse exhaustive (10 pairs), {iterations} it.: {exhaustive:8.2f} mixtures/s")
+    nmf_iterations = 20 if args.quick else args.nmf_iterations
+    for classes, rate in nmf_rates(spec, device, forward_batch, params.nmf.rank, nmf_iterations).items():
+        print(f"NMF, {classes} classes, {nmf_iterations} updates:      {rate:8.1f} mixtures/s")
     if args.batch_sizes:
-        sweep(model, spec, device, args.batch_sizes, args.sweep_iterations, params.evaluate.schedule.inverse_iterations)
+        sweep(model, spec, device, args.batch_sizes, args.sweep_iterations, iterations)
+
+
+def nmf_rates(spec: StftConfig, device: torch.device, batch, rank: int, iterations: int) -> dict[str, float]:
+    """NMF separation (activations fitted, Wiener mask, ISTFT) of a batch of 100 d1-size mixtures, with the oracle
+    classes and with the lowest-divergence pair of 5 classes (10 candidates fitted in one batched call)."""
+    from pipeline.models.nmf import NmfModel
+
+    generator = torch.Generator(device=device).manual_seed(0)
+    bins = spec.n_fft // 2 + 1
+    model = NmfModel(torch.rand(5 * rank, bins, generator=generator, device=device) / bins, [str(k) for k in range(5)],
+                     rank, {})
+    magnitudes = stft(batch.mixture, spec).abs()
+    candidates = {"oracle": batch.labels.unsqueeze(1),
+                  "estimated (10 pairs)": all_combinations(5, [2]).to(device).expand(batch.size, -1, -1)}
+    rates = {}
+    for name, sets in candidates.items():
+        def run() -> None:
+            sources, _ = model.separate(magnitudes, sets, iterations, generator)
+            _sync(wiener_separate(sources, batch.mixture, spec), device)
+        run()
+        rates[name] = batch.size / timed(run)
+    return rates
 
 
 def sweep(model, spec: StftConfig, device: torch.device, sizes: list[int], iterations: int, paper: int) -> None:

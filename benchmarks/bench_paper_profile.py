@@ -646,7 +646,7 @@ def main(argv: list[str] | None = None) -> None:
             if config.model == "nmf":
                 fig = time_nmf_training(variant, paper, splits[config.dataset], device, 2 if args.quick else 3)
                 nmf_seconds += fig["total"]
-                table.row(f"train@{variant}", f"{config.dataset} data, {config.supervision} supervision",
+                table.row(f"train@{variant}", f"{config.dataset}, {config.supervision}",
                           f"{fig['per_update']:.2f} s per update x {fig['updates']}; load {fig['load']:.1f} s"
                           f"{Contention.mark(fig['contended'])}", fig["total"])
                 continue

@@ -51,9 +51,10 @@ def _ratio(magnitudes: torch.Tensor, dictionary: torch.Tensor, activations: torc
 
 def update_activations(magnitudes: torch.Tensor, dictionary: torch.Tensor, activations: torch.Tensor,
                        sparsity: float = 0.0) -> torch.Tensor:
-    """One multiplicative update of H (B, T, K*R) for V (B, T, F) with W (K*R, F) fixed."""
-    gradient = _ratio(magnitudes, dictionary, activations) @ dictionary.T
-    return activations * gradient.div_(dictionary.sum(dim=1) + sparsity)
+    """One multiplicative update of H (B, T, A) for V (B, T, F) with W fixed: one dictionary (A, F) shared by the
+    batch, or one per mixture (B, A, F) (the atoms of its own classes only)."""
+    gradient = _ratio(magnitudes, dictionary, activations) @ dictionary.transpose(-1, -2)
+    return activations * gradient.div_(dictionary.sum(dim=-1).unsqueeze(-2) + sparsity)
 
 
 def update_dictionary(magnitudes: torch.Tensor, dictionary: torch.Tensor, activations: torch.Tensor
@@ -82,11 +83,13 @@ def fit_activations(magnitudes: torch.Tensor, dictionary: torch.Tensor, mask: to
 
 
 def class_magnitudes(dictionary: torch.Tensor, activations: torch.Tensor, classes: int) -> torch.Tensor:
-    """Each class's part of the model: (B, T, K*R) activations -> (B, K, T, F) magnitudes."""
+    """Each class's part of the model: (B, T, K*R) activations on a (K*R, F) or per-mixture (B, K*R, F)
+    dictionary -> (B, K, T, F) magnitudes."""
     batch, frames, atoms = activations.shape
     rank = atoms // classes
     per_class = activations.reshape(batch, frames, classes, rank).permute(0, 2, 1, 3)  # (B, K, T, R)
-    return per_class @ dictionary.reshape(classes, rank, -1).unsqueeze(0)
+    atoms_of_class = dictionary.reshape(-1, classes, rank, dictionary.shape[-1])  # (1 or B, K, R, F)
+    return per_class @ atoms_of_class
 
 
 @dataclass(frozen=True)
@@ -110,14 +113,29 @@ class NmfModel:
         like it, it favours larger sets when candidates of several sizes compete).
         """
         batch, count, classes = candidates.shape
+        sets = candidates.reshape(batch * count, classes) > 0.5
         tiled = magnitudes.repeat_interleave(count, dim=0)  # (B*C, T, F)
-        mask = activation_mask(candidates.reshape(batch * count, classes).to(magnitudes.dtype), self.rank)
-        activations = fit_activations(tiled, self.dictionary, mask, iterations, generator, sparsity)
-        scores = divergence(tiled, activations @ self.dictionary).reshape(batch, count)
-        best = scores.argmin(dim=1)
-        chosen = activations.reshape(batch, count, *activations.shape[1:])[torch.arange(batch), best]
-        labels = candidates[torch.arange(batch), best]
-        return class_magnitudes(self.dictionary, chosen, classes), labels
+        sizes = sets.sum(dim=1)
+        if bool((sizes == sizes[0]).all()) and int(sizes[0]) < classes:
+            # every candidate holds m < K classes: fit on each one's own m*R atoms, K/m times less work than
+            # masking the others out (the same convex problem in H; only the random start differs)
+            present = sets.nonzero()[:, 1].reshape(batch * count, -1)  # (B*C, m) class indices, ascending
+            atoms = (present.unsqueeze(-1) * self.rank + torch.arange(self.rank, device=present.device)).flatten(1)
+            dictionary = self.dictionary[atoms]  # (B*C, m*R, F)
+            mask = torch.ones(batch * count, 1, atoms.shape[1], dtype=magnitudes.dtype, device=magnitudes.device)
+        else:
+            present, dictionary = None, self.dictionary
+            mask = activation_mask(sets.to(magnitudes.dtype), self.rank)
+        activations = fit_activations(tiled, dictionary, mask, iterations, generator, sparsity)
+        scores = divergence(tiled, activations @ dictionary).reshape(batch, count)
+        best = torch.arange(batch, device=scores.device) * count + scores.argmin(dim=1)  # rows of the winners
+        labels = sets[best].to(candidates.dtype)
+        if present is None:
+            return class_magnitudes(self.dictionary, activations[best], classes), labels
+        own = class_magnitudes(dictionary[best], activations[best], present.shape[1])  # (B, m, T, F)
+        out = own.new_zeros(batch, classes, *own.shape[2:])
+        out.scatter_(1, present[best][:, :, None, None].expand_as(own), own)
+        return out, labels
 
 
 def save_nmf(path: str | Path, dictionary: torch.Tensor, classes: list[str], rank: int, info: dict[str, Any]) -> None:

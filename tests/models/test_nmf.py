@@ -115,3 +115,18 @@ def test_nmf_rows_are_evaluated_beside_the_others(trained):
     assert metrics["dt.nmf.forward.oracle.label_accuracy"] == 1.0
     assert math.isfinite(metrics["dt.nmf.forward.oracle.sdr_median"])
     assert metrics["dt.nmf.forward.oracle.sdr_median"] > metrics["dt.reference.mixture.oracle.sdr_median"]
+
+
+def test_fitting_only_the_candidates_atoms_gives_what_masking_the_others_gives():
+    generator = torch.Generator().manual_seed(3)
+    model = nmf.NmfModel(torch.rand(4 * 3, 12, generator=generator) + 0.05, ["a", "b", "c", "d"], rank=3, info={})
+    magnitudes = torch.rand(3, 5, 12, generator=generator)
+    pairs = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]])
+    # D(V | HW) is convex in H: both paths reach the same fit, from different random starts
+    fast, fast_labels = model.separate(magnitudes, pairs.expand(3, -1, -1), 3000, torch.Generator().manual_seed(4))
+    # the masked path: the same candidates plus an empty set (it never wins) makes the sizes differ
+    padded = torch.cat([pairs, torch.zeros(1, 4)]).expand(3, -1, -1)
+    slow, slow_labels = model.separate(magnitudes, padded, 3000, torch.Generator().manual_seed(5))
+    assert torch.equal(fast_labels, slow_labels)
+    assert torch.allclose(fast, slow, rtol=1e-3, atol=1e-4)
+    assert torch.all(fast[fast_labels == 0] == 0)
