@@ -8,17 +8,37 @@ import pandas as pd
 from pipeline.metrics.separation import summarise
 
 SYSTEM_COLUMNS = ("system", "training", "method", "classes")
+MIXTURE_SYSTEM = "reference.mixture.oracle"  # the unprocessed mixture as every estimate
 
 
 def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per system: failure counts, medians and means of each metric, label accuracy, mixtures."""
+    """One row per system: failure counts, medians and means of each metric, label accuracy, mixtures, and the
+    global figures of Huang et al. (seed 002): gnsdr, gsir, gsar."""
     table = summarise(scores, list(SYSTEM_COLUMNS))
     per_mixture = scores.drop_duplicates(["system", "mixture_id"])
     extra = per_mixture.groupby("system").agg(mixtures=("mixture_id", "size"),
                                               label_accuracy=("labels_correct", "mean"))
     table = table.merge(extra, left_on="system", right_index=True)
+    table = table.merge(global_figures(scores), left_on="system", right_index=True, how="left")
     order = {system: i for i, system in enumerate(dict.fromkeys(scores["system"]))}
     return table.sort_values("system", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def global_figures(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per system: GNSDR (mean over sources of SDR minus the unprocessed mixture's SDR for the same source),
+    GSIR and GSAR (mean SIR, SAR), finite values only. Huang et al. weight each clip by its length; every test
+    mixture here has the same length, so the weights are equal. NaN for GNSDR without the mixture row."""
+    columns = ["gnsdr", "gsir", "gsar"]
+    if "sdr" not in scores.columns:
+        return pd.DataFrame(columns=columns)
+    mixture = scores[scores["system"] == MIXTURE_SYSTEM][["mixture_id", "source", "sdr"]]
+    joined = scores.merge(mixture.rename(columns={"sdr": "sdr_of_mixture"}), on=["mixture_id", "source"],
+                          how="left")
+    joined["nsdr"] = joined["sdr"] - joined["sdr_of_mixture"]
+    finite = joined[["nsdr", "sir", "sar"]].where(lambda frame: frame.abs() != float("inf"))
+    finite["system"] = joined["system"]
+    figures = finite.groupby("system", sort=False)[["nsdr", "sir", "sar"]].mean()
+    return figures.rename(columns={"nsdr": "gnsdr", "sir": "gsir", "sar": "gsar"})
 
 
 def flat_metrics(dataset: str, scores: pd.DataFrame) -> dict[str, float]:

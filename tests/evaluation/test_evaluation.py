@@ -103,3 +103,29 @@ def test_systems_json_names_each_rows_kind_and_metadata(evaluated):
         "class_estimate": "estimated", "permutation": False, "max_mixtures": 8}
     assert described["source.inverse_joint.classify"]["kind"] == "vae-inverse"
     assert described["source.inverse_joint.classify"]["max_mixtures"] == 4
+
+
+def test_global_figures_are_mean_improvements_over_the_mixture_by_hand():
+    from pipeline.evaluation.summary import global_figures
+
+    rows = []
+    for system, sdrs, sirs in (("reference.mixture.oracle", (0.0, -2.0), (0.0, -1.0)),
+                               ("nmf.forward.oracle", (5.0, 1.0), (9.0, float("nan")))):
+        for mixture_id in ("m0", "m1"):
+            for source, sdr, sir in zip(("speech", "background"), sdrs, sirs):
+                shift = 1.0 if mixture_id == "m1" else 0.0
+                rows.append({"system": system, "mixture_id": mixture_id, "source": source, "sdr": sdr + shift,
+                             "sir": sir, "sar": 20.0})
+    figures = global_figures(pd.DataFrame(rows))
+    # NSDR per source: speech 5 - 0, background 1 - (-2), the same in both mixtures -> mean 4
+    assert figures.loc["nmf.forward.oracle", "gnsdr"] == pytest.approx(4.0)
+    assert figures.loc["nmf.forward.oracle", "gsir"] == pytest.approx(9.0)  # NaN values left out
+    assert figures.loc["reference.mixture.oracle", "gnsdr"] == 0.0
+    assert figures.loc["nmf.forward.oracle", "gsar"] == 20.0
+
+
+def test_metrics_carry_the_global_figures(evaluated):
+    _, _, metrics = evaluated
+    assert metrics["dt.reference.mixture.oracle.gnsdr"] == 0.0
+    assert metrics["dt.reference.oracle.oracle.gnsdr"] > 6
+    assert "dt.class.inverse_joint.classify.gsir" in metrics
