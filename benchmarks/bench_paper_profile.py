@@ -60,7 +60,6 @@ import argparse
 import dataclasses
 import math
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -144,12 +143,9 @@ class Clock:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            name = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from stages.common import cpu_name
+
+    name = cpu_name()
     flags = ""
     try:
         text = Path("/proc/cpuinfo").read_text()

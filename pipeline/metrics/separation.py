@@ -363,10 +363,10 @@ def _checked_item(item: Item) -> _Checked:
     """Validate one item (mixture_id, references (S, L), estimates (S, L), mixture (L,), speech (S,), names (S,))."""
     mixture_id, references, estimates, mixture, speech, names = item
     try:
-        validate(references, estimates)
-        if len(list(names)) != np.asarray(references).shape[0]:
-            raise ValueError(f"{len(list(names))} source names for references of shape {np.asarray(references).shape}")
-        return _Checked.of(references, estimates, mixture, speech)
+        checked = _Checked.of(references, estimates, mixture, speech)
+        if len(list(names)) != checked.references.shape[0]:
+            raise ValueError(f"{len(list(names))} source names for references of shape {checked.references.shape}")
+        return checked
     except ValueError as error:
         raise ValueError(f"mixture {mixture_id!r}: {error}") from error
 

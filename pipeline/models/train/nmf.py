@@ -9,7 +9,6 @@ fitted with the dictionaries fixed (as at test time) and the dictionaries with t
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pipeline.features.stft import stft
 from pipeline.models import nmf
 from pipeline.models.data import MixtureSplit
 from pipeline.models.device import pick_device
-from pipeline.models.train.run import TrainingResult
+from pipeline.models.train.run import TrainingResult, data_checksums
 
 log = logging.getLogger(__name__)
 BATCH = 256  # mixtures per STFT batch while loading
@@ -84,8 +83,7 @@ def train_nmf(name: str, params: Params, data_dir: Path, out_dir: Path, progress
                 best = (valid_loss, step, dictionary.clone())
     seconds = time.perf_counter() - started
     best_valid, best_step, best_dictionary = best
-    checksums = [s["sha256"] for split in ("train", "valid")
-                 for s in json.loads((Path(data_dir) / split / "manifest.json").read_text())["shards"]]
+    checksums = data_checksums(data_dir)
     nmf.save_nmf(Path(out_dir) / "model.pt", best_dictionary, train.classes, rank, {
         "variant": name, "dataset": variant.dataset, "supervision": variant.supervision,
         "sample_rate": train.sample_rate, "clip_samples": train.clip_samples, "target_rms": params.audio.target_rms,

@@ -57,8 +57,7 @@ def train_variant(name: str, params: Params, data_dir: Path, out_dir: Path, scra
         raise ValueError(f"{name}: batches of {min(setup.batch_size, train_split.size)} mixtures cannot be split "
                          f"between {world_size} processes; use fewer processes or a larger batch_size")
     device = ddp.rank_device(pick_device(params.train.device), world_size)
-    checksums = [s["sha256"] for split in ("train", "valid")
-                 for s in json.loads((Path(data_dir) / split / "manifest.json").read_text())["shards"]]
+    checksums = data_checksums(data_dir)
     scratch = scratch_folder(scratch_root, name, setup.fingerprint(checksums, world_size))
     loop = TrainingLoop(setup, train_split, valid_split, device, scratch / "last.pt", progress and rank == 0,
                         rank, world_size, (*installed(), *callbacks))
@@ -77,6 +76,12 @@ def train_variant(name: str, params: Params, data_dir: Path, out_dir: Path, scra
     save_model(Path(out_dir) / "model.pt", loop.model, loop.best_state, info)
     shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+def data_checksums(data_dir: Path) -> list[str]:
+    """The sha256 of every train and valid shard of a mixture dataset (from its manifests): a model's provenance."""
+    return [shard["sha256"] for split in ("train", "valid")
+            for shard in json.loads((Path(data_dir) / split / "manifest.json").read_text())["shards"]]
 
 
 def mixture_level(split: MixtureSplit, count: int = 2048) -> float:
