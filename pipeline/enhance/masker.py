@@ -39,7 +39,8 @@ class DialogueMasker:
         return cls(separator, torch.tensor([c in dialogue_classes for c in classes], device=device))
 
     @torch.no_grad()
-    def __call__(self, magnitudes: torch.Tensor) -> torch.Tensor:
-        """magnitudes (W, T, F) of W context windows -> dialogue masks (W, T, F) in [0, 1]."""
-        power = self.separator.magnitudes(magnitudes).square()                  # (W, K, T, F)
+    def __call__(self, magnitudes: torch.Tensor, frames: slice | None = None) -> torch.Tensor:
+        """magnitudes (W, T, F) of W context windows -> dialogue masks (W, T, F) in [0, 1]; with `frames`, the
+        masks of those frames only (W, len(frames), F)."""
+        power = self.separator.magnitudes(magnitudes, frames).square()          # (W, K, T', F)
         return power[:, self.dialogue].sum(dim=1) / (power.sum(dim=1) + EPS)

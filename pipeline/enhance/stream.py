@@ -124,9 +124,9 @@ class MaskStream:
             window[:, lo - start:] = self.magnitudes[:, lo - self.history_start:end + 1 - self.history_start]
             contexts.append(window)
         stacked = torch.from_numpy(np.stack(contexts, axis=1).reshape(-1, CONTEXT_FRAMES, window.shape[-1]))
-        masks = torch.cat([self.masker(part) for part in torch.split(stacked, self.max_batch)]).numpy()
         first = CONTEXT_FRAMES - self.lookahead - self.update       # the block's frames within its context
-        masks = masks[:, first:first + self.update]
+        block = slice(first, first + self.update)
+        masks = torch.cat([self.masker(part, block) for part in torch.split(stacked, self.max_batch)]).numpy()
         return masks.reshape(self.channels, len(blocks), self.update, -1)
 
     def _overlap_add(self, block: int, mask: np.ndarray) -> np.ndarray:

@@ -121,9 +121,11 @@ class WindowSeparator(Protocol):
 
     classes: list[str]
 
-    def magnitudes(self, windows: torch.Tensor) -> torch.Tensor:
+    def magnitudes(self, windows: torch.Tensor, frames: slice | None = None) -> torch.Tensor:
         """windows (W, T, F) -> non-negative estimates (W, K, T, F), each window's up to a common scale (the
-        caller uses only their ratios: Wiener masks)."""
+        caller uses only their ratios: Wiener masks). With `frames` (a contiguous range of the T frames), only
+        those frames are returned, (W, K, len(frames), F): streaming needs a few frames of each window, and a
+        separator may save the work of the others."""
         ...
 
 

@@ -16,6 +16,7 @@ from pipeline.features.wiener import wiener_separate
 from pipeline.inference.forward import forward_separate
 from pipeline.inference.inverse import InverseConfig, all_combinations, inverse_exhaustive, inverse_joint
 from pipeline.models.checkpoint import load_model
+from pipeline.models.folded import FoldedVAE
 from pipeline.models.vae import NonNegativeVAE
 from pipeline.separators.base import BuildContext, Kind, Metadata, Mixtures, Separation, System, short_name
 
@@ -70,10 +71,11 @@ class WindowMasker:
 
     h_k is a soft version of the `classify` labels, so estimates do not jump when a class fades in or out.
     Each window is scaled to the RMS level the model was trained at, since real recordings come at any level;
-    the estimates are those of the scaled window.
+    the estimates are those of the scaled window. The network runs in its folded streaming form
+    (`pipeline.models.folded`), which decodes only the frames asked for.
     """
 
-    model: NonNegativeVAE
+    model: FoldedVAE
     classes: list[str]
     target_rms: float
     n_fft: int
@@ -84,16 +86,19 @@ class WindowMasker:
         model, info = load_model(path, device)
         n_fft = int(info["stft"]["n_fft"])
         window = torch.hann_window(n_fft, periodic=True)
-        return cls(model, list(info["classes"]), float(info["target_rms"]), n_fft, float(window.square().mean()))
+        return cls(FoldedVAE(model), list(info["classes"]), float(info["target_rms"]), n_fft,
+                   float(window.square().mean()))
 
     @torch.no_grad()
-    def magnitudes(self, windows: torch.Tensor) -> torch.Tensor:
-        """windows (W, T, F) -> h-weighted class magnitudes (W, K, T, F) of the level-scaled windows."""
+    def magnitudes(self, windows: torch.Tensor, frames: slice | None = None) -> torch.Tensor:
+        """windows (W, T, F) -> h-weighted class magnitudes (W, K, T, F) of the level-scaled windows; with
+        `frames`, only those frames, decoded without the others (W, K, len(frames), F)."""
         level = self._rms(windows)
         scale = (self.target_rms / level.clamp_min(self.target_rms / MAX_LEVEL_GAIN)).view(-1, 1, 1)
-        mu, _, logits = self.model.encode(windows * scale)
+        mu, logits = self.model.encode(windows * scale)
+        first, stop, _ = (frames or slice(None)).indices(windows.shape[1])
         weights = torch.sigmoid(logits)                                          # (W, K)
-        return weights[:, :, None, None] * self.model.decode_all(mu)
+        return weights[:, :, None, None] * self.model.decode_frames(mu, first, stop)
 
     def _rms(self, magnitudes: torch.Tensor) -> torch.Tensor:
         """Signal RMS of each window from its one-sided magnitudes (Parseval): (W, T, F) -> (W,)."""

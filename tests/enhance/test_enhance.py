@@ -188,7 +188,8 @@ class _FixedRatio:
 
     classes = CLASSES
 
-    def magnitudes(self, windows):
+    def magnitudes(self, windows, frames=None):
+        windows = windows if frames is None else windows[:, frames]
         return torch.stack([windows, 3 * windows], dim=1)
 
 
