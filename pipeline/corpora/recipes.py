@@ -38,7 +38,7 @@ def fetch_corpus(name: str, params: Params, raw_dir: Path, downloads_dir: Path) 
 def list_recordings(name: str, params: Params, raw_dir: Path | None) -> tuple[list[Recording], list[dict]]:
     """The recordings of corpus `name` and the items excluded before decoding (with reasons)."""
     if name in params.folders:
-        return list_folder(params.folders[name]), []
+        return list_folder(params.folders[name])
     if name not in RECIPES or name not in params.corpora:
         raise ValueError(f"unknown corpus {name!r}; expected one of {params.corpus_names}")
     raw_dir = Path(raw_dir)
