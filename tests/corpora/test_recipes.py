@@ -214,3 +214,26 @@ def test_folder_files_with_non_utf8_names_or_outside_the_layout_are_counted_list
     report = prepare_corpus("mine", params, None, tmp_path / "clips", progress=False)
     assert report["recordings_used"] == 2 and report["recordings_skipped"] == 2
     assert report["skipped_by_reason"] == {"file name": 1, "layout": 1}
+
+
+def test_grid_archives_without_a_pinned_sha256_are_locked_on_first_use_and_a_changed_archive_stops_the_fetch(tmp_path):
+    import json
+    import shutil
+
+    from pipeline.corpora.download import ChecksumError
+
+    served, lock = tmp_path / "served", tmp_path / "downloads.lock.json"
+    for speaker in ("s1", "s4"):
+        write_wav(tmp_path / "src" / speaker / "bbaf2n.wav", tone(1.0, 25000), 25000)
+        served.mkdir(exist_ok=True)
+        _tar(served / f"{speaker}.tar", tmp_path / "src" / speaker, arcname=speaker)
+    with LocalHTTPServer(served) as url:
+        params = parse_params(_paper(grid={"url_template": url + "/{speaker}.tar"}))
+        fetch_corpus("grid", params, tmp_path / "raw", tmp_path / "downloads", lock=lock)
+        assert sorted(json.loads(lock.read_text())["files"]) == [f"{url}/s1.tar", f"{url}/s4.tar"]
+        write_wav(tmp_path / "src" / "s4" / "bbaf2n.wav", tone(1.0, 25000, 300.0), 25000)  # upstream changes s4
+        _tar(served / "s4.tar", tmp_path / "src" / "s4", arcname="s4")
+        shutil.rmtree(tmp_path / "downloads")
+        with pytest.raises(ChecksumError, match=rf"checksum mismatch for {url}/s4\.tar: expected sha256 [0-9a-f]{{64}} "
+                                                r"\(recorded in .*downloads\.lock\.json"):
+            fetch_corpus("grid", params, tmp_path / "raw", tmp_path / "downloads", lock=lock)
