@@ -34,24 +34,24 @@ def _worth_retrying(task, task_run, state) -> bool:
 
 @task(name="download", retries=RETRIES, retry_delay_seconds=exponential_backoff(backoff_factor=BACKOFF_S),
       retry_jitter_factor=0.5, retry_condition_fn=_worth_retrying, cache_policy=NO_CACHE, persist_result=False)
-def download_file(item: PlannedDownload) -> str:
-    """One file into the download cache (resumes a partial `.part`, verifies sha256 when known)."""
-    downloads.download(item.url, Path(item.dest), sha256=item.sha256, retries=0, progress=False)
+def download_file(item: PlannedDownload, lock: str = downloads.DOWNLOADS_LOCK) -> str:
+    """One file into the download cache (resumes a partial `.part`, verifies sha256 when pinned or in `lock`)."""
+    downloads.download(item.url, Path(item.dest), sha256=item.sha256, lock=Path(lock), retries=0, progress=False)
     return item.dest
 
 
 @task(name="fetch-corpus", cache_policy=NO_CACHE, persist_result=False)
-def fetch_corpus_task(corpus: str, params: str, out: str, downloads_dir: str) -> dict:
-    return fetch_stage(corpus, params, out, downloads_dir)
+def fetch_corpus_task(corpus: str, params: str, out: str, downloads_dir: str, lock: str) -> dict:
+    return fetch_stage(corpus, params, out, downloads_dir, lock)
 
 
 @flow(name="fetch", flow_run_name="fetch@{corpus}")
 def fetch_flow(corpus: str, out: str, downloads_dir: str = "data/downloads", params: str = "params.yaml",
-               retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> dict:
+               retries: int = RETRIES, backoff_s: float = BACKOFF_S, lock: str = downloads.DOWNLOADS_LOCK) -> dict:
     logger = get_run_logger()
     planned = planned_downloads(corpus, load_params(params), downloads_dir)
     attempt = download_file.with_options(retries=retries, retry_delay_seconds=exponential_backoff(backoff_s))
-    futures = [attempt.with_options(task_run_name=f"download {item.name}").submit(item) for item in planned]
+    futures = [attempt.with_options(task_run_name=f"download {item.name}").submit(item, str(lock)) for item in planned]
     for item, future in zip(planned, futures):
         future.wait()
         if future.state.is_completed():
@@ -59,7 +59,7 @@ def fetch_flow(corpus: str, out: str, downloads_dir: str = "data/downloads", par
         if item.required:
             future.result()  # raises the download's error
         logger.warning("%s: download failed; the fetch report will list it", item.name)
-    return fetch_corpus_task(corpus, params, out, downloads_dir)
+    return fetch_corpus_task(corpus, params, out, downloads_dir, str(lock))
 
 
 FLOW = fetch_flow

@@ -26,6 +26,7 @@ from pydantic.types import AllowInfNan
 PROFILES = ("demo", "paper")
 SPLITS = ("train", "valid", "test")
 MIN_SAMPLE_RATE = 1000  # Hz; below this no speech band survives (and a typo such as 86 is caught)
+MIN_CLIP_SECONDS = 0.1  # s; a shorter clip holds no word (and a typo such as 0.001 is caught)
 
 
 class ConfigError(ValueError):
@@ -202,13 +203,34 @@ def dotted(loc: tuple) -> str:
 # Sections
 
 
+DbFS = Annotated[Float, rule(lambda v: v <= 0, "a level in dBFS (<= 0)")]
+
+
 @section
 class AudioConfig(Section):
+    """Signal settings of every clip, and when `prepare` calls a clip silent.
+
+    A clip is silent when its RMS is below `silence_floor_db` (digital silence, whatever the recording), or when
+    it is both more than `silence_relative_db` below the loudest clip of its own recording and below
+    `silence_threshold_db`: a quietly recorded speaker is judged against its own level, never dropped for being
+    quiet.
+    """
+
     sample_rate: SampleRate
-    clip_seconds: PositiveFloat
+    clip_seconds: Annotated[Float, rule(lambda v: v >= MIN_CLIP_SECONDS,
+                                        f"a clip length in seconds >= {MIN_CLIP_SECONDS}")]
     target_rms: PositiveFloat
-    silence_threshold_db: Annotated[Float, rule(lambda v: v <= 0, "a level in dBFS (<= 0)")]
+    silence_threshold_db: DbFS
     min_tail_fraction: Annotated[Float, rule(lambda v: 0 < v <= 1, "in (0, 1]")]
+    silence_relative_db: PositiveFloat = 30.0
+    silence_floor_db: DbFS = -90.0
+
+    @model_validator(mode="after")
+    def _floor_below_threshold(self) -> AudioConfig:
+        require(self.silence_floor_db <= self.silence_threshold_db,
+                f"at most silence_threshold_db ({self.silence_threshold_db})", key=("silence_floor_db",),
+                value=self.silence_floor_db)
+        return self
 
     @property
     def clip_samples(self) -> int:
@@ -267,7 +289,8 @@ class FolderConfig(Section):
     """A user's folder of audio: labels from sub-folder names (`subfolders`) or from a CSV file's path."""
 
     path: Annotated[Str, rule(bool, "a folder path")]
-    labels: Annotated[Str, rule(bool, "subfolders or the path of a CSV file")] = "subfolders"
+    labels: Annotated[Str, rule(lambda v: v == "subfolders" or v.lower().endswith(".csv"),
+                                "subfolders or the path of a .csv file inside the folder")] = "subfolders"
     split_fractions: SplitFractions = SplitFractions(0.8, 0.1, 0.1)
 
 

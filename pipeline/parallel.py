@@ -20,6 +20,10 @@ This module is a leaf: it imports nothing from the library.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
+import threading
+import time
 from collections import deque
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
@@ -60,7 +64,8 @@ class LocalPool:
 
     Processes start with "forkserver" where the platform has it (safe in threaded callers such as Prefect's
     thread task runner; `preload` modules are imported once in the server, so each worker starts in a fraction
-    of a second), else "spawn". One worker runs inline: no start-up cost for no parallelism.
+    of a second), else "spawn". One worker runs inline: no start-up cost for no parallelism. Worker processes
+    die with the process that made the pool, however it ends (kill -9 included): see `die_with_parent`.
     """
 
     def __init__(self, kind: str = "processes", workers: int = 1, *, window: int | None = None,
@@ -85,7 +90,8 @@ class LocalPool:
             if self.kind == "threads":
                 self._executor = ThreadPoolExecutor(self.workers)
             else:
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=_process_context(self.preload))
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=_process_context(self.preload),
+                                                     initializer=die_with_parent, initargs=(os.getpid(),))
         return self._executor
 
     def close(self) -> None:
@@ -140,6 +146,41 @@ def ordered(submit: Callable[[Any], Any], items: Iterable[Any], window: int,
             yield result(pending.popleft())
     while pending:
         yield result(pending.popleft())
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Initializer of a pool worker: exit as soon as process `parent_pid` (the pool's owner) has ended.
+
+    Forkserver workers are children of the fork server, not of the pool's owner, and would otherwise outlive an
+    owner killed by a signal it cannot catch (they wait on a queue whose other end they hold themselves). A
+    daemon thread waits on a pidfd of the owner (Linux), else polls it twice a second.
+    """
+    try:
+        handle = os.pidfd_open(parent_pid)
+    except (AttributeError, OSError):  # no pidfd here (not Linux, or an old kernel), or the owner is gone
+        handle = None
+    if handle is None and not _alive(parent_pid):
+        os._exit(1)
+    threading.Thread(target=_exit_after, args=(parent_pid, handle), name="die-with-parent", daemon=True).start()
+
+
+def _exit_after(parent_pid: int, handle: int | None) -> None:
+    if handle is not None:
+        select.select([handle], [], [])  # a pidfd turns readable when its process ends
+    else:
+        while _alive(parent_pid):
+            time.sleep(0.5)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _process_context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:

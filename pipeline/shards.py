@@ -4,6 +4,11 @@ A shard directory holds `<prefix>-00000.parquet`, `<prefix>-00001.parquet`, ... 
 last. Shards are written under a temporary name and renamed when complete, and the manifest (with every
 shard's row count and sha256) appears only after the last shard, so an interrupted build is never read as
 complete. Same rows + same schema + same pyarrow version -> byte-identical files.
+
+Readers take their shard list from `shard_paths`, which verifies every shard against the manifest (present,
+row count, sha256) before any row is read, so a flipped byte or a swapped shard stops the stage naming the
+shard. A process hashes each shard file once (keyed by its inode, size and modification time): a stage that
+reads a directory several times pays once (benchmarks/bench_shards.py measures hashing against reading).
 """
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ MANIFEST = "manifest.json"
 
 class IncompleteShardsError(FileNotFoundError):
     """A shard directory has no manifest: it was never finished (or is not a shard directory)."""
+
+
+class ShardIntegrityError(ValueError):
+    """A shard differs from its directory's manifest (missing, other row count, other sha256)."""
 
 
 def audio_array(samples: np.ndarray) -> pa.FixedSizeListArray:
@@ -169,10 +178,48 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def shard_paths(directory: str | Path) -> list[Path]:
-    """The shard files of a finished directory, in order."""
+def shard_paths(directory: str | Path, *, verify: bool = True) -> list[Path]:
+    """The shard files of a finished directory, in order; each verified against the manifest unless `verify` is
+    False (ShardIntegrityError naming the shard otherwise)."""
     manifest = read_manifest(directory)
-    return [Path(directory) / s["file"] for s in manifest["shards"]]
+    paths = [Path(directory) / s["file"] for s in manifest["shards"]]
+    if verify:
+        verify_shards(directory, manifest)
+    return paths
+
+
+def verify_shards(directory: str | Path, manifest: Mapping[str, Any] | None = None) -> None:
+    """Check every shard of a finished directory against its manifest: present, its row count, its sha256."""
+    directory = Path(directory)
+    manifest = read_manifest(directory) if manifest is None else manifest
+    again = "; the directory was changed after it was written: re-run the stage that writes it"
+    total = 0
+    for entry in manifest["shards"]:
+        path = directory / entry["file"]
+        if not path.is_file():
+            raise ShardIntegrityError(f"shard {path} is listed in {directory / MANIFEST} but missing{again}")
+        actual = _cached_sha256(path)
+        if actual != entry["sha256"]:
+            raise ShardIntegrityError(f"shard {path} has sha256 {actual}, its manifest says {entry['sha256']} "
+                                      f"(a changed byte, or another shard in its place){again}")
+        rows = pq.ParquetFile(path).metadata.num_rows
+        if rows != entry["rows"]:
+            raise ShardIntegrityError(f"shard {path} holds {rows} rows, its manifest says {entry['rows']}{again}")
+        total += rows
+    if total != manifest["rows"]:
+        raise ShardIntegrityError(f"{directory}: its shards hold {total} rows, its manifest says {manifest['rows']}"
+                                  f"{again}")
+
+
+_VERIFIED: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> sha256, per process
+
+
+def _cached_sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (os.path.realpath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = file_sha256(path)
+    return _VERIFIED[key]
 
 
 def iter_row_groups(paths: Sequence[Path], columns: Sequence[str] | None = None) -> Iterator[pa.Table]:

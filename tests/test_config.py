@@ -62,8 +62,8 @@ def test_profile_selects_dataset_sizes():
     (lambda r: r["datasets"]["d1"].update(seed="1"), "datasets.d1.seed = '1': expected an integer"),
     # Values that cannot make sense.
     (lambda r: r["audio"].update(sample_rate=860), "audio.sample_rate = 860: expected an integer >= 1000 (Hz)"),
-    (lambda r: r["audio"].update(clip_seconds=0.04),
-     "stft.n_fft = 400: expected at most a clip's length, audio.sample_rate x audio.clip_seconds = 344 samples"),
+    (lambda r: (r["audio"].update(clip_seconds=0.2), r["stft"].update(n_fft=2048)),
+     "stft.n_fft = 2048: expected at most a clip's length, audio.sample_rate x audio.clip_seconds = 1720 samples"),
     (lambda r: r["stft"].update(n_fft=16384), "stft.n_fft = 16384: expected at most a clip's length"),
     (lambda r: r["stft"].update(hop_length=512), "stft.hop_length = 512: expected at most n_fft (400)"),
     (lambda r: r["audio"].update(silence_threshold_db=10), "audio.silence_threshold_db = 10: expected a level"),
@@ -125,3 +125,19 @@ def test_the_orchestration_section_is_no_pipeline_parameter():
 def test_missing_file_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="params.yaml"):
         load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r["folders"].update(mine={"path": "/data", "labels": "subfolder"}),
+     "folders.mine.labels = 'subfolder': expected subfolders or the path of a .csv file"),
+    (lambda r: r["audio"].update(clip_seconds=0.001), "audio.clip_seconds = 0.001: expected a clip length in seconds"),
+    (lambda r: r["audio"].update(silence_relative_db=0), "audio.silence_relative_db = 0: expected a number > 0"),
+    (lambda r: r["audio"].update(silence_floor_db=-20),
+     "audio.silence_floor_db = -20.0: expected at most silence_threshold_db (-50.0)"),
+])
+def test_bad_input_of_issue_16_fails_at_load_naming_the_key(edit, message):
+    raw = repo_params_raw()
+    edit(raw)
+    with pytest.raises(ConfigError) as caught:
+        parse_params(raw)
+    assert str(caught.value).startswith(message)

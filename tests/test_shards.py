@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.shards import (IncompleteShardsError, ShardWriter, audio_array, audio_matrix, file_sha256,
-                             iter_row_groups, read_manifest, shard_paths)
+                             ShardIntegrityError, iter_row_groups, read_manifest, shard_paths, verify_shards)
 
 SCHEMA = pa.schema([("id", pa.string()), ("audio", pa.list_(pa.float32(), 4))])
 
@@ -58,3 +58,38 @@ def test_wrong_schema_is_refused(tmp_path):
     with ShardWriter(tmp_path / "s", SCHEMA, rows_per_group=3, groups_per_shard=1) as writer:
         with pytest.raises((ValueError, pa.ArrowInvalid, pa.ArrowTypeError)):
             writer.write({"id": [1], "audio": audio_array(np.zeros((1, 4)))})
+
+
+def _flip_byte(path, offset: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_a_swapped_or_a_missing_shard_is_an_error_naming_the_shard(tmp_path):
+    _write(tmp_path / "s", [(0, 13)])
+    first, second, _ = shard_paths(tmp_path / "s")
+    _flip_byte(second)
+    with pytest.raises(ShardIntegrityError, match=r"shard .*shard-00001\.parquet has sha256 .*its manifest says"):
+        shard_paths(tmp_path / "s")
+    _write(tmp_path / "t", [(0, 13)])
+    first, second, _ = shard_paths(tmp_path / "t")
+    first.rename(tmp_path / "x"), second.rename(first), (tmp_path / "x").rename(second)
+    with pytest.raises(ShardIntegrityError, match=r"shard-00000\.parquet has sha256 .*another shard in its place"):
+        shard_paths(tmp_path / "t")
+    _write(tmp_path / "u", [(0, 13)])
+    (tmp_path / "u" / "shard-00001.parquet").unlink()
+    with pytest.raises(ShardIntegrityError, match=r"shard-00001\.parquet is listed in .*manifest\.json but missing"):
+        verify_shards(tmp_path / "u")
+
+
+def test_a_manifest_whose_row_counts_disagree_is_an_error(tmp_path):
+    _write(tmp_path / "s", [(0, 13)])
+    manifest = read_manifest(tmp_path / "s")
+    manifest["shards"][2]["rows"] = 2
+    with pytest.raises(ShardIntegrityError, match=r"shard-00002\.parquet holds 1 rows, its manifest says 2"):
+        verify_shards(tmp_path / "s", manifest)
+    manifest = read_manifest(tmp_path / "s")
+    manifest["rows"] = 14
+    with pytest.raises(ShardIntegrityError, match=r"its shards hold 13 rows, its manifest says 14"):
+        verify_shards(tmp_path / "s", manifest)

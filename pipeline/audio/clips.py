@@ -56,6 +56,20 @@ def to_db(level: np.ndarray | float) -> np.ndarray:
     return 20.0 * np.log10(np.maximum(level, SILENCE_FLOOR))
 
 
+def silent_clips(levels_db: np.ndarray, *, relative_db: float, threshold_db: float, floor_db: float) -> np.ndarray:
+    """Which clips of one recording are silent, from their RMS levels in dBFS, shape (clips,) -> bool (clips,).
+
+    Silent: below `floor_db` (digital silence, whatever the recording), or both more than `relative_db` below the
+    recording's loudest clip and below `threshold_db`. A recording made quietly is judged against its own level:
+    its clips are never silent merely for being below `threshold_db`.
+    """
+    levels_db = np.asarray(levels_db, dtype=np.float64)
+    if levels_db.ndim != 1 or levels_db.size == 0:
+        raise ValueError(f"expected the levels of one recording's clips, shape (clips,), got {levels_db.shape}")
+    quiet_for_recording = levels_db < levels_db.max() - relative_db
+    return (levels_db < floor_db) | (quiet_for_recording & (levels_db < threshold_db))
+
+
 def normalise_rms(signal: np.ndarray, target_rms: float) -> np.ndarray:
     """Scale a non-silent signal to RMS `target_rms` (float32)."""
     level = float(rms(signal))

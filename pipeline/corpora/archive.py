@@ -28,14 +28,16 @@ def extract(archive: Path, target: Path, *, marker: str = ".extracted",
 
     Extraction goes to a temporary sibling directory first; only when it has fully
     succeeded are the contents moved into `target` and `target/marker` written.
-    A later call with the same archive (same name and size) is skipped.
+    A later call with the same archive (same name, size and sha256) is skipped; another archive under the same
+    name (a new version, a corrupted copy) is extracted again.
     """
     archive, target = Path(archive), Path(target)
     if not archive.is_file():
         raise FileNotFoundError(f"archive not found: {archive}")
     marker_path = target / marker
     size = archive.stat().st_size
-    if _marker_matches(marker_path, archive.name, size):
+    digest = file_sha256(archive)
+    if _marker_matches(marker_path, archive.name, size, digest):
         log.info("%s already extracted into %s (marker %s); skipping", archive.name, target, marker)
         return target
     kind = _detect_kind(archive)
@@ -53,21 +55,21 @@ def extract(archive: Path, target: Path, *, marker: str = ".extracted",
     marker_path.unlink(missing_ok=True)  # a stale marker must not survive a half-done move
     _move_contents(tmp, target)
     tmp.rmdir()
-    _write_marker(marker_path, archive, size)
+    _write_marker(marker_path, archive, size, digest)
     log.info("extracted %s into %s", archive, target)
     return target
 
 
-def _marker_matches(marker_path: Path, name: str, size: int) -> bool:
+def _marker_matches(marker_path: Path, name: str, size: int, digest: str) -> bool:
     try:
         info = json.loads(marker_path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(info, dict) and info.get("archive") == name and info.get("size") == size
+    return isinstance(info, dict) and (info.get("archive"), info.get("size"), info.get("sha256")) == (name, size, digest)
 
 
-def _write_marker(marker_path: Path, archive: Path, size: int) -> None:
-    info = {"archive": archive.name, "size": size, "sha256": file_sha256(archive)}
+def _write_marker(marker_path: Path, archive: Path, size: int, digest: str) -> None:
+    info = {"archive": archive.name, "size": size, "sha256": digest}
     tmp = marker_path.with_name(marker_path.name + ".tmp")
     tmp.write_text(json.dumps(info, indent=2) + "\n")
     os.replace(tmp, marker_path)

@@ -32,5 +32,5 @@ class CorpusRecipe:
     schema: type
     write_demo: Callable[[Any, Path], None]                       # (config, raw_dir): generate the stand-in
     planned_downloads: Callable[[Any, Path], list[PlannedDownload]]  # (config, downloads_dir)
-    download: Callable[[Any, Path, Path], dict]                   # (config, raw_dir, downloads_dir) -> report
+    download: Callable[..., dict]  # (config, raw_dir, downloads_dir, lock=None) -> report; lock: downloads' lock file
     list_recordings: Callable[[Any, Path], tuple[list[Recording], list[dict[str, str]]]]  # (config, raw_dir)

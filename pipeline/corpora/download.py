@@ -1,11 +1,22 @@
-"""Resumable, checksum-verified HTTP downloads."""
+"""Resumable, checksum-verified HTTP downloads.
+
+Nothing is accepted blindly, pinned sha256 or not: an HTML page (content type, or a body that starts like one) is
+refused as an error page, the body must have the length the server announced, and a resumed `.part` is resumed
+only when the server proves the file unchanged (`If-Range` with the ETag or Last-Modified of the first response,
+kept beside the part in `<name>.part.json`); otherwise the download restarts from zero. Without a pinned sha256,
+a lock file (`lock=`; the stages use `downloads.lock.json` at the repository root, meant to be committed)
+records the sha256 of the first good download of each URL (trust on first use), and every later run verifies
+against it, so a file changed upstream stops the fetch naming the URL and both hashes.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +28,10 @@ from pipeline.shards import file_sha256
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 60.0
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body")
+DOWNLOADS_LOCK = "downloads.lock.json"  # the stages' lock file, at the repository root (commit it)
+_LOCK_GUARD = threading.Lock()  # the flow downloads in threads; one lock-file update at a time
 _CONTENT_RANGE_RE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
 
 
@@ -50,6 +65,7 @@ def download(
     dest: Path,
     *,
     sha256: str | None = None,
+    lock: Path | None = None,
     retries: int = 5,
     backoff_s: float = 1.0,
     timeout_s: float = 60.0,
@@ -58,46 +74,91 @@ def download(
 ) -> Path:
     """Download `url` to `dest`, resuming partial downloads and verifying `sha256`.
 
-    `retries` is the number of extra attempts after the first one. Returns `dest`.
-    Raises ChecksumError on a checksum mismatch and DownloadError when the file
-    cannot be fetched.
+    Without `sha256`, the sha256 recorded for `url` in the `lock` file (when given) is expected instead; when the
+    lock has none yet, the first good download's is recorded there. `retries` is the number of extra attempts
+    after the first one. Returns `dest`. Raises ChecksumError on a checksum mismatch and DownloadError when the
+    file cannot be fetched (or the server sends an HTML page instead of it).
     """
     dest = Path(dest)
-    expected = sha256.lower() if sha256 else None
+    pinned = sha256.lower() if sha256 else None
+    expected = pinned or (locked_sha256(lock, url) if lock is not None else None)
+    source = "" if pinned or expected is None else f" (recorded in {lock} on the first download)"
     if dest.exists():
-        return _check_existing(url, dest, expected)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    _fetch_with_retries(url, dest, part, expected, retries, backoff_s, timeout_s, chunk_size, progress)
-    if expected is not None:
-        _verify_part(url, part, expected)
-    os.replace(part, dest)
-    log.info("downloaded %s -> %s", url, dest)
+        _check_existing(url, dest, expected, source)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".part")
+        _fetch_with_retries(url, dest, part, pinned, retries, backoff_s, timeout_s, chunk_size, progress)
+        if expected is not None:
+            _verify_part(url, part, expected, source)
+        os.replace(part, dest)
+        _validators_path(part).unlink(missing_ok=True)
+        log.info("downloaded %s -> %s", url, dest)
+    if expected is None and lock is not None:
+        record_sha256(lock, url, file_sha256(dest), dest.stat().st_size)
     return dest
 
 
-def _check_existing(url: str, dest: Path, expected: str | None) -> Path:
+def _check_existing(url: str, dest: Path, expected: str | None, source: str) -> None:
     if expected is None:
         log.info("%s already present (no checksum given, not verified)", dest)
-        return dest
+        return
     actual = file_sha256(dest)
     if actual != expected:
         raise ChecksumError(
-            f"{dest} already exists but its sha256 is {actual}, expected {expected}; "
+            f"{dest} (from {url}) already exists but its sha256 is {actual}, expected {expected}{source}; "
             f"delete it to re-download it from {url}, or replace it with the correct file"
         )
     log.info("%s already present (sha256 verified)", dest)
-    return dest
 
 
-def _verify_part(url: str, part: Path, expected: str) -> None:
+def _verify_part(url: str, part: Path, expected: str, source: str = "") -> None:
     actual = file_sha256(part)
     if actual != expected:
         part.unlink(missing_ok=True)
+        _validators_path(part).unlink(missing_ok=True)
+        changed = "; the file changed upstream since it was first downloaded" if source else ""
         raise ChecksumError(
-            f"checksum mismatch for {url}: expected sha256 {expected}, got {actual}; "
+            f"checksum mismatch for {url}: expected sha256 {expected}{source}, got {actual}{changed}; "
             f"the partial file {part} was deleted"
         )
+
+
+# ----------------------------------------------------------------------------------------- the lock file
+
+
+def locked_sha256(lock: Path, url: str) -> str | None:
+    """The sha256 recorded for `url` in the lock file `lock` (None when the file or the entry is absent)."""
+    entry = _read_lock(Path(lock)).get(url)
+    return entry["sha256"] if entry else None
+
+
+def record_sha256(lock: Path, url: str, sha256: str, size: int) -> None:
+    """Record the sha256 and size of `url`'s first good download in `lock` (trust on first use)."""
+    lock = Path(lock)
+    with _LOCK_GUARD:
+        entries = _read_lock(lock)
+        if url in entries:
+            return
+        entries[url] = {"sha256": sha256, "size": size}
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        tmp = lock.with_name(lock.name + ".tmp")
+        tmp.write_text(json.dumps({"version": 1, "files": dict(sorted(entries.items()))}, indent=2) + "\n")
+        os.replace(tmp, lock)
+    log.info("recorded sha256 %s of %s in %s (trust on first use)", sha256, url, lock)
+
+
+def _read_lock(lock: Path) -> dict[str, dict]:
+    if not lock.is_file():
+        return {}
+    try:
+        files = json.loads(lock.read_text(encoding="utf-8"))["files"]
+        if not all(isinstance(e, dict) and re.fullmatch(r"[0-9a-f]{64}", e.get("sha256", "")) for e in files.values()):
+            raise ValueError("an entry without a sha256")
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"download lock file {lock} is unreadable ({err}); expected "
+                         '{"version": 1, "files": {url: {"sha256": ..., "size": ...}}}') from None
+    return files
 
 
 def _fetch_with_retries(
@@ -115,7 +176,7 @@ def _fetch_with_retries(
     last_error: BaseException | None = None
     for attempt in range(attempts):
         try:
-            _fetch_once(url, part, timeout_s, chunk_size, progress)
+            _fetch_once(url, part, timeout_s, chunk_size, progress, pinned=expected is not None)
             return
         except _FatalHTTPError as exc:
             raise DownloadError(_by_hand_message(url, dest, expected, f"{exc}", attempt + 1)) from exc
@@ -142,24 +203,83 @@ def _by_hand_message(url: str, dest: Path, expected: str | None, error: str, att
     )
 
 
-def _fetch_once(url: str, part: Path, timeout_s: float, chunk_size: int, progress: bool) -> None:
-    """One HTTP request; appends to `part` when the server honours the Range."""
+def _fetch_once(url: str, part: Path, timeout_s: float, chunk_size: int, progress: bool, pinned: bool) -> None:
+    """One HTTP request; appends to `part` when the server honours the Range for the same file."""
     offset = part.stat().st_size if part.exists() else 0
     # identity: we want the bytes as stored, and Range offsets must refer to them
     headers = {"Accept-Encoding": "identity"}
+    validator = _saved_validator(part, url) if offset else None
+    if offset and validator is None and not pinned:
+        log.info("%s: the partial file %s cannot be checked against the server's file (no ETag or Last-Modified "
+                 "kept) and no sha256 is pinned; restarting from zero", url, part)
+        part.unlink()
+        offset = 0
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if validator:
+            headers["If-Range"] = validator  # the server sends the whole file (200) when it changed
     with requests.get(url, headers=headers, stream=True, timeout=timeout_s) as resp:
         if resp.status_code == 416 and offset:
             _handle_416(resp, part, offset)
             return
         _raise_for_status(resp)
+        _refuse_html(resp.headers.get("Content-Type", ""), url)
+        if resp.status_code == 206 and validator and _validator(resp) not in (None, validator):
+            _restart(part)
+            raise _TransientError(f"the file changed on the server (validator {_validator(resp)}, the partial "
+                                  f"file has {validator}); restarting from zero")
         offset = _resume_offset(resp, part, offset)
+        if offset == 0:
+            _save_validators(part, url, resp)
         expected_len = _content_length(resp)
         total = offset + expected_len if expected_len is not None else None
-        received = _stream_to(resp, part, offset, total, chunk_size, progress)
-    if expected_len is not None and received < expected_len:
-        raise _TransientError(f"body truncated: got {received} of {expected_len} bytes")
+        received = _stream_to(resp, part, offset, total, chunk_size, progress, url)
+    if expected_len is not None and received != expected_len:
+        raise _TransientError(f"body has {received} bytes, the server announced {expected_len} (Content-Length)")
+    if part.stat().st_size == 0:
+        _restart(part)
+        raise _FatalHTTPError("the server sent an empty file")
+
+
+def _refuse_html(content_type: str, url: str) -> None:
+    kind = content_type.split(";")[0].strip().lower()
+    if kind in _HTML_TYPES:
+        raise _FatalHTTPError(f"the server sent an HTML page ({content_type}), not the file: an error or login "
+                              f"page? Open {url} in a browser")
+
+
+def _validator(resp: requests.Response) -> str | None:
+    """The response's strong ETag, else its Last-Modified date (what `If-Range` accepts), else None."""
+    etag = resp.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return resp.headers.get("Last-Modified")
+
+
+def _validators_path(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _save_validators(part: Path, url: str, resp: requests.Response) -> None:
+    path = _validators_path(part)
+    validator = _validator(resp)
+    if validator is None:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text(json.dumps({"url": url, "validator": validator}) + "\n")
+
+
+def _saved_validator(part: Path, url: str) -> str | None:
+    try:
+        saved = json.loads(_validators_path(part).read_text())
+    except (OSError, ValueError):
+        return None
+    return saved.get("validator") if isinstance(saved, dict) and saved.get("url") == url else None
+
+
+def _restart(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _validators_path(part).unlink(missing_ok=True)
 
 
 def _raise_for_status(resp: requests.Response) -> None:
@@ -176,7 +296,7 @@ def _handle_416(resp: requests.Response, part: Path, offset: int) -> None:
         log.info("%s is already complete (server answered 416)", part)
         return
     # the part is longer than the remote file: it cannot be a prefix of it
-    part.unlink(missing_ok=True)
+    _restart(part)
     raise _TransientError(f"HTTP 416: partial file has {offset} bytes, remote has {total}; restarting")
 
 
@@ -186,7 +306,7 @@ def _resume_offset(resp: requests.Response, part: Path, offset: int) -> int:
         start = _parse_content_range(resp.headers.get("Content-Range"))[0]
         if start == offset:
             return offset
-        part.unlink(missing_ok=True)
+        _restart(part)
         raise _TransientError(f"server resumed at byte {start}, expected {offset}; restarting")
     if offset:
         log.info("server ignored the Range request for %s; restarting from zero", resp.url)
@@ -211,7 +331,7 @@ def _content_length(resp: requests.Response) -> int | None:
 
 
 def _stream_to(
-    resp: requests.Response, part: Path, offset: int, total: int | None, chunk_size: int, progress: bool
+    resp: requests.Response, part: Path, offset: int, total: int | None, chunk_size: int, progress: bool, url: str
 ) -> int:
     received = 0
     with open(part, "ab") as fh, tqdm(
@@ -226,6 +346,10 @@ def _stream_to(
         leave=False,
     ) as bar:
         for chunk in resp.iter_content(chunk_size=chunk_size):
+            if offset == 0 and received == 0 and chunk.lstrip()[:16].lower().startswith(_HTML_STARTS):
+                _restart(part)
+                raise _FatalHTTPError(f"the server sent an HTML page, not the file: an error or login page? "
+                                      f"Open {url} in a browser")
             fh.write(chunk)
             received += len(chunk)
             bar.update(len(chunk))

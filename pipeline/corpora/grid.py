@@ -85,10 +85,11 @@ def planned_downloads(config: GridConfig, downloads_dir: Path) -> list[PlannedDo
             for speaker in sorted(config.speakers)]
 
 
-def download_grid(config: GridConfig, raw_dir: Path, downloads_dir: Path) -> dict:
-    """Download and extract each configured speaker's audio archive into `raw_dir/<speaker>`."""
+def download_grid(config: GridConfig, raw_dir: Path, downloads_dir: Path, lock: Path | None = None) -> dict:
+    """Download and extract each configured speaker's audio archive into `raw_dir/<speaker>`; an archive without a
+    pinned sha256 is verified against `lock` (see `download`)."""
     for speaker, planned in zip(sorted(config.speakers), planned_downloads(config, downloads_dir)):
-        archive = download(planned.url, Path(planned.dest), sha256=planned.sha256)
+        archive = download(planned.url, Path(planned.dest), sha256=planned.sha256, lock=lock)
         extract(archive, raw_dir / speaker)
     return {}
 

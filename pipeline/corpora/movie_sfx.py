@@ -105,15 +105,16 @@ def planned_downloads(config: MovieSfxConfig, downloads_dir: Path) -> list[Plann
             for row in read_manifest(Path(config.paper.manifest)) if not _has_speech(row)]
 
 
-def download_movie_sfx(config: MovieSfxConfig, raw_dir: Path, downloads_dir: Path) -> dict:
-    """Download every speech-free manifest entry into `raw_dir/files`; a failed entry is reported, not fatal."""
+def download_movie_sfx(config: MovieSfxConfig, raw_dir: Path, downloads_dir: Path, lock: Path | None = None) -> dict:
+    """Download every speech-free manifest entry into `raw_dir/files`; a failed entry (a changed file upstream, see
+    `download` for `lock`) is reported, not fatal."""
     planned = planned_downloads(config, downloads_dir)
     files = raw_dir / "files"
     files.mkdir(parents=True, exist_ok=True)
     failed, unverified = [], {}
     for item in planned:
         try:
-            download(item.url, Path(item.dest), sha256=item.sha256)
+            download(item.url, Path(item.dest), sha256=item.sha256, lock=lock)
         except (DownloadError, ValueError) as err:
             failed.append({"file": item.name, "url": item.url, "reason": str(err)})
             log.warning("movie_sfx: %s", err)

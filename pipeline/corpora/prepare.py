@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from pipeline.audio.clips import cut_clips, normalise_rms, rms, to_db
+from pipeline.audio.clips import cut_clips, normalise_rms, rms, silent_clips, to_db
 from pipeline.audio.io import AudioError, load_mono
 from pipeline.config import SPLITS, AudioConfig, Params, ShardConfig
 from pipeline.corpora.recipes import list_recordings
@@ -28,6 +28,8 @@ from pipeline.shards import ShardWriter, audio_array
 log = logging.getLogger(__name__)
 
 BATCH_RECORDINGS = 64  # recordings per decoding task (one at a time costs more in messages than it saves)
+NOTABLE_SILENT_SHARE = 0.1  # a speaker or label losing this share of its recordings as silent is named in the report
+NO_SPEAKER = "(none)"  # the speaker key of recordings without one
 
 
 def clip_schema(clip_samples: int) -> pa.Schema:
@@ -59,6 +61,8 @@ class PrepareReport:
     clips: Counter = field(default_factory=Counter)            # split -> clips written
     clips_per_label: Counter = field(default_factory=Counter)  # "split/label" -> clips written
     dropped_silent: int = 0
+    silence: dict[str, dict[str, Counter]] = field(  # "speaker"/"label" -> name -> counts (see `count_silence`)
+        default_factory=lambda: {"speaker": {}, "label": {}})
     skipped: list[dict[str, str]] = field(default_factory=list)
     rms_db: list[float] = field(default_factory=list)
 
@@ -77,8 +81,27 @@ class PrepareReport:
             "clips_total": sum(self.clips.values()),
             "clips_per_label": dict(sorted(self.clips_per_label.items())),
             "clips_dropped_silent": self.dropped_silent,
+            "silence_by_speaker": _shares(self.silence["speaker"]),
+            "silence_by_label": _shares(self.silence["label"]),
+            "silence_notable": self.notable_silence(),
             "clip_rms_db_before_normalisation": _stats(levels),
         }
+
+
+    def count_silence(self, recording: Recording, clips: int, silent: int) -> None:
+        """Count one decoded recording's clips and silent clips (and whether it was silent throughout) under its
+        speaker and its label."""
+        for kind, name in (("speaker", recording.speaker or NO_SPEAKER), ("label", recording.label)):
+            counts = self.silence[kind].setdefault(name, Counter())
+            counts.update(recordings=1, recordings_silent=int(silent == clips), clips=clips, clips_silent=silent)
+
+    def notable_silence(self) -> list[str]:
+        """Speakers and labels that lost at least NOTABLE_SILENT_SHARE of their recordings as silent, worst first."""
+        rows = [(c["recordings_silent"] / c["recordings"], kind, name, c)
+                for kind in ("speaker", "label") for name, c in self.silence[kind].items()]
+        return [f"{kind} {name}: {c['recordings_silent']} of {c['recordings']} recordings silent ({share:.0%})"
+                for share, kind, name, c in sorted(rows, key=lambda r: (-r[0], r[1], r[2]))
+                if share >= NOTABLE_SILENT_SHARE]
 
 
 def prepare_corpus(name: str, params: Params, raw_dir: Path | None, out_dir: Path, *, progress: bool = True,
@@ -123,6 +146,8 @@ def prepare_clips(corpus: str, recordings: Sequence[Recording], out_dir: str | P
                     bar.update(1)
                     _record(report, writer, split, recording, outcome)
     bar.close()
+    for line in report.notable_silence():
+        log.warning("%s: %s (see audio.silence_* in params.yaml)", corpus, line)
     if report.recordings_used == 0:
         raise ValueError(f"corpus {corpus!r}: none of its {len(recordings)} recordings could be used "
                          f"(first reason: {report.skipped[0]['reason'] if report.skipped else 'unknown'})")
@@ -137,9 +162,11 @@ def _record(report: PrepareReport, writer: ShardWriter, split: str, recording: R
         return
     rows, levels, silent = outcome
     report.dropped_silent += silent
+    report.count_silence(recording, len(levels) + silent, silent)
     if rows is None:
         report.skipped.append({"file": recording.source_file,
-                               "reason": "silent: every clip below silence_threshold_db"})
+                               "reason": "silent: every clip below audio.silence_floor_db, or quieter than "
+                                         "audio.silence_threshold_db and the recording's loudest clip"})
         return
     writer.write(rows)
     report.recordings_used += 1
@@ -154,7 +181,9 @@ def clips_of_recording(corpus: str, recording: Recording,
     signal = load_mono(recording.path, audio.sample_rate)
     pieces = cut_clips(signal, audio.clip_samples, audio.min_tail_fraction)
     levels = rms(np.stack([p.samples for p in pieces]))
-    keep = [i for i, level in enumerate(levels) if to_db(level) >= audio.silence_threshold_db]
+    silent = silent_clips(to_db(levels), relative_db=audio.silence_relative_db,
+                          threshold_db=audio.silence_threshold_db, floor_db=audio.silence_floor_db)
+    keep = [i for i in range(len(pieces)) if not silent[i]]
     dropped = len(pieces) - len(keep)
     if not keep:
         return None, [], dropped
@@ -189,6 +218,13 @@ def decode_batch(job: tuple[str, Sequence[Recording], AudioConfig]) -> list:
     """Decode a batch of recordings: one outcome per recording, as `clips_of_recording` or an error string."""
     corpus, batch, audio = job
     return [_decode_one((corpus, recording, audio)) for recording in batch]
+
+
+def _shares(counts: dict[str, Counter]) -> dict[str, dict[str, float | int]]:
+    keys = ("recordings", "recordings_silent", "clips", "clips_silent")
+    return {name: {**{key: c[key] for key in keys},
+                   "recordings_silent_share": round(c["recordings_silent"] / c["recordings"], 4)}
+            for name, c in sorted(counts.items())}
 
 
 def _stats(values: np.ndarray) -> dict[str, float | None]:

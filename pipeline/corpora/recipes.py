@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 FETCH_REPORT = "fetch.json"
 
 
-def fetch_corpus(name: str, params: Params, raw_dir: Path, downloads_dir: Path) -> dict:
-    """Materialise built-in corpus `name` in `raw_dir` (generate it under `demo`, download it under `paper`)."""
+def fetch_corpus(name: str, params: Params, raw_dir: Path, downloads_dir: Path, lock: Path | None = None) -> dict:
+    """Materialise built-in corpus `name` in `raw_dir` (generate it under `demo`, download it under `paper`; files
+    without a pinned sha256 are checked against, or recorded in, the lock file `lock`)."""
     corpus = recipe(name)
     config = corpus_config(params, name)
     raw_dir = Path(raw_dir)
@@ -30,7 +31,7 @@ def fetch_corpus(name: str, params: Params, raw_dir: Path, downloads_dir: Path) 
     if params.profile == "demo":
         corpus.write_demo(config, raw_dir)
     else:
-        report.update(corpus.download(config, raw_dir, Path(downloads_dir)))
+        report.update(corpus.download(config, raw_dir, Path(downloads_dir), lock=lock))
     (raw_dir / FETCH_REPORT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
 
@@ -38,7 +39,7 @@ def fetch_corpus(name: str, params: Params, raw_dir: Path, downloads_dir: Path) 
 def list_recordings(name: str, params: Params, raw_dir: Path | None) -> tuple[list[Recording], list[dict]]:
     """The recordings of corpus `name` and the items excluded before decoding (with reasons)."""
     if name in params.folders:
-        return list_folder(params.folders[name]), []
+        return list_folder(params.folders[name])
     if name not in RECIPES or name not in params.corpora:
         raise ValueError(f"unknown corpus {name!r}; expected one of {params.corpus_names}")
     raw_dir = Path(raw_dir)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,17 @@ def stable_split(key: str, fractions: SplitFractions) -> str:
     if position < fractions.train + fractions.valid:
         return "valid"
     return "test"
+
+
+def printable_name(path: str | Path, *, lossy: bool = False) -> str | None:
+    """`path` as text (POSIX separators) when its name is valid UTF-8, else None; `lossy`: always text, the bytes
+    that are not UTF-8 written as `\\xNN` (for reports and messages)."""
+    text = Path(path).as_posix()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates (PEP 383)
+        return os.fsencode(text).decode("utf-8", "backslashreplace") if lossy else None
+    return text
 
 
 def audio_files(root: Path) -> list[Path]:

@@ -81,10 +81,10 @@ def planned_downloads(config: Sc09Config, downloads_dir: Path) -> list[PlannedDo
     return [PlannedDownload("sc09", url, str(Path(downloads_dir) / Path(url).name), config.paper.sha256)]
 
 
-def download_sc09(config: Sc09Config, raw_dir: Path, downloads_dir: Path) -> dict:
-    """Download (resumable, verified) and extract Speech Commands v0.02 into `raw_dir`."""
+def download_sc09(config: Sc09Config, raw_dir: Path, downloads_dir: Path, lock: Path | None = None) -> dict:
+    """Download (resumable, verified; see `download` for `lock`) and extract Speech Commands v0.02 into `raw_dir`."""
     (planned,) = planned_downloads(config, downloads_dir)
-    archive = download(planned.url, Path(planned.dest), sha256=planned.sha256)
+    archive = download(planned.url, Path(planned.dest), sha256=planned.sha256, lock=lock)
     wanted = set(config.digits)
     # Only the digit folders and the split lists: 38k of the archive's 105k files.
     extract(archive, raw_dir, include=lambda name: name.lstrip("./") in (VALID_LIST, TEST_LIST)

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from pipeline.shards import audio_matrix, read_manifest
+from pipeline.shards import audio_matrix, read_manifest, shard_paths
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,7 @@ class MixtureSplit:
         self.clip_samples: int = int(meta["clip_samples"])
         self.size: int = int(manifest["rows"])
         self.groups: list[tuple[Path, int]] = []
-        for shard in manifest["shards"]:
-            path = self.directory / shard["file"]
+        for path in shard_paths(self.directory):  # verified against the manifest
             self.groups.extend((path, g) for g in range(pq.ParquetFile(path).num_row_groups))
         self.cache_bytes = cache_bytes
         self._cache: dict[int, _Group] = {}

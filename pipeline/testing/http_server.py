@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 import threading
@@ -43,6 +44,8 @@ class FaultConfig:
     drop_first_n: int = 0  # for the first N requests (after failures) cut the body...
     drop_after_bytes: int | None = None  # ...after this many body bytes
     ignore_range: bool = False  # always answer 200 with the full body
+    content_type: str = "application/octet-stream"
+    etag: bool = True  # send a strong ETag (the file's sha256, shortened) and honour If-Range with it
 
 
 @dataclass
@@ -83,8 +86,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_empty(404)
             return
         data = path.read_bytes()
-        status, body, extra = self._select_range(data, headers.get("range"), faults.ignore_range)
+        etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
+        stale = "if-range" in headers and (not faults.etag or headers["if-range"] != etag)
+        status, body, extra = self._select_range(data, headers.get("range"), faults.ignore_range or stale)
         self.send_response(status)
+        self.send_header("Content-Type", faults.content_type)
+        if faults.etag:
+            self.send_header("ETag", etag)
         for name, value in extra.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
@@ -165,8 +173,11 @@ class LocalHTTPServer:
         drop_first_n: int = 0,
         drop_after_bytes: int | None = None,
         ignore_range: bool = False,
+        content_type: str = "application/octet-stream",
+        etag: bool = True,
     ) -> None:
-        faults = FaultConfig(fail_first_n, fail_status, drop_first_n, drop_after_bytes, ignore_range)
+        faults = FaultConfig(fail_first_n, fail_status, drop_first_n, drop_after_bytes, ignore_range, content_type,
+                             etag)
         self._state = _State(root=Path(directory), faults=faults)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -33,3 +33,15 @@ def test_normalise_rms():
 def test_stereo_is_refused_by_the_cutter():
     with pytest.raises(ValueError, match="mono"):
         cut_clips(np.zeros((10, 2), dtype=np.float32), 4, 0.5)
+
+
+def test_silence_is_judged_against_the_recording_and_a_floor():
+    from pipeline.audio.clips import silent_clips
+
+    decide = lambda levels: silent_clips(np.array(levels), relative_db=30, threshold_db=-50, floor_db=-90).tolist()
+    assert decide([-55.0]) == [False]                       # one quiet clip: a quiet recording, not silence
+    assert decide([-44.0, -56.0, -80.0]) == [False, False, True]  # only what is far below the recording's level
+    assert decide([-10.0, -45.0]) == [False, False]         # above the absolute threshold: kept however far below
+    assert decide([-95.0]) == [True]                        # digital silence, whatever the recording
+    with pytest.raises(ValueError, match="shape"):
+        silent_clips(np.array([]), relative_db=30, threshold_db=-50, floor_db=-90)

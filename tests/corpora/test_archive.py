@@ -239,3 +239,15 @@ def test_interrupted_extraction_leaves_no_marker(tmp_path: Path, monkeypatch: py
     extract(arc, target)
     _assert_files(target)
     assert (target / ".extracted").exists()
+
+
+def test_an_archive_of_the_same_name_and_size_with_other_bytes_is_re_extracted(tmp_path: Path) -> None:
+    arc = _make_tar(tmp_path / "c.tar", mode="w", files={"corpus/a.txt": b"version 1\n"})
+    target = tmp_path / "out"
+    extract(arc, target)
+    size = arc.stat().st_size
+    _make_tar(arc, mode="w", files={"corpus/a.txt": b"version 2\n"})
+    assert arc.stat().st_size == size
+    extract(arc, target)
+    assert (target / "corpus" / "a.txt").read_bytes() == b"version 2\n"
+    assert json.loads((target / ".extracted").read_text())["sha256"] == file_sha256(arc)

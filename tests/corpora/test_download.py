@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -181,3 +182,69 @@ def test_existing_file_without_sha_is_returned(served: Path, tmp_path: Path) -> 
     with server as url:
         assert download(f"{url}/data.bin", dest, **FAST) == dest
     assert server.request_count == 0
+
+
+def test_an_html_page_is_refused_as_no_file_by_its_type_or_its_first_bytes(served: Path, tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    server = LocalHTTPServer(served, content_type="text/html; charset=utf-8")
+    with server as url, pytest.raises(DownloadError, match=r"sent an HTML page \(text/html; charset=utf-8\)"):
+        download(f"{url}/data.bin", dest, retries=3, **FAST)
+    assert server.request_count == 1 and not dest.exists() and not _part(dest).exists()
+    (served / "page.bin").write_bytes(b"\n  <!DOCTYPE html><html><body>Quota exceeded</body></html>")
+    with LocalHTTPServer(served) as url, pytest.raises(DownloadError, match="sent an HTML page, not the file"):
+        download(f"{url}/page.bin", dest, **FAST)
+    assert not dest.exists() and not _part(dest).exists()
+
+
+def test_a_resumed_part_is_validated_with_if_range_and_restarts_when_the_file_changed(served: Path,
+                                                                                        tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    server = LocalHTTPServer(served, drop_first_n=1, drop_after_bytes=50_000)
+    with server as url:
+        download(f"{url}/data.bin", dest, chunk_size=4096, **FAST)  # no sha256 pinned
+    assert dest.read_bytes() == PAYLOAD
+    first, second = server.requests
+    assert second.range is not None and second.headers["if-range"].startswith('"')
+    # a part left by an earlier version of the file: the server's If-Range check fails, so it sends it whole
+    dest.unlink()
+    _part(dest).write_bytes(b"old bytes of another version")
+    server = LocalHTTPServer(served)
+    with server as url:
+        _part(dest).with_name("data.bin.part.json").write_text(
+            json.dumps({"url": f"{url}/data.bin", "validator": '"old"'}))
+        download(f"{url}/data.bin", dest, **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    (request,) = server.requests
+    assert request.headers["if-range"] == '"old"' and request.range == "bytes=28-"
+
+
+def test_a_part_that_cannot_be_validated_restarts_from_zero_when_no_sha256_is_pinned(served: Path,
+                                                                                    tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    dest.parent.mkdir(parents=True)
+    _part(dest).write_bytes(b"bytes of unknown origin")
+    server = LocalHTTPServer(served)
+    with server as url:
+        download(f"{url}/data.bin", dest, **FAST)
+    assert dest.read_bytes() == PAYLOAD and [r.range for r in server.requests] == [None]
+
+
+def test_the_first_download_is_recorded_in_the_lock_and_a_changed_upstream_file_is_an_error(served: Path,
+                                                                                             tmp_path: Path) -> None:
+    dest, lock = _dest(tmp_path), tmp_path / "downloads.lock.json"
+    with LocalHTTPServer(served) as url:
+        download(f"{url}/data.bin", dest, lock=lock, **FAST)
+        entries = json.loads(lock.read_text())["files"]
+        assert entries == {f"{url}/data.bin": {"sha256": PAYLOAD_SHA, "size": len(PAYLOAD)}}
+        download(f"{url}/data.bin", dest, lock=lock, **FAST)  # the cached file verifies against the lock
+        (served / "data.bin").write_bytes(b"a new version upstream")
+        dest.unlink()
+        changed = hashlib.sha256(b"a new version upstream").hexdigest()
+        with pytest.raises(ChecksumError, match=rf"checksum mismatch for {url}/data\.bin: expected sha256 "
+                                                rf"{PAYLOAD_SHA} \(recorded in .*downloads\.lock\.json on the first "
+                                                rf"download\), got {changed}; the file changed upstream"):
+            download(f"{url}/data.bin", dest, lock=lock, **FAST)
+        assert not dest.exists()
+        dest.write_bytes(b"a new version upstream")
+        with pytest.raises(ChecksumError, match=rf"already exists but its sha256 is {changed}, expected {PAYLOAD_SHA}"):
+            download(f"{url}/data.bin", dest, lock=lock, **FAST)

@@ -89,3 +89,34 @@ def test_stable_split_follows_fractions_and_never_changes():
     splits = [stable_split(f"utt{i}", fractions) for i in range(4000)]
     assert 0.77 < splits.count("train") / 4000 < 0.83 and splits.count("valid") > 300
     assert stable_split("s1/bbaf2n", fractions) == stable_split("s1/bbaf2n", fractions)
+
+
+def test_a_quietly_recorded_speaker_keeps_its_clips_and_silence_is_reported_per_speaker_and_label(tmp_path):
+    """A speaker recorded 30 dB below the others (-51 dBFS words) is not silence; a recording of zeros is."""
+    params = tiny_params()
+    recordings = []
+    for i in range(4):
+        loud = write_wav(tmp_path / f"loud{i}.wav", tone(0.8, 16000, 300.0 + i, amplitude=0.3), 16000)
+        quiet = write_wav(tmp_path / f"quiet{i}.wav", tone(0.8, 16000, 300.0 + i, amplitude=0.004), 16000)
+        recordings += [_recording(loud, label="yes", speaker="loud"), _recording(quiet, label="yes", speaker="quiet")]
+    zeros = write_wav(tmp_path / "zeros.wav", np.zeros(16000, dtype=np.float32), 16000)
+    recordings.append(_recording(zeros, label="no", speaker="quiet"))
+    report = prepare_clips("mine", recordings, tmp_path / "out", params.audio, params.shards, progress=False).as_dict()
+    assert report["recordings_used"] == 8 and report["clips_dropped_silent"] == 1
+    assert report["silence_by_speaker"]["quiet"] == {"recordings": 5, "recordings_silent": 1, "clips": 5,
+                                                     "clips_silent": 1, "recordings_silent_share": 0.2}
+    assert report["silence_by_label"]["yes"]["recordings_silent"] == 0
+    assert report["silence_by_label"]["no"]["recordings_silent_share"] == 1.0
+    assert report["silence_notable"] == ["label no: 1 of 1 recordings silent (100%)",
+                                         "speaker quiet: 1 of 5 recordings silent (20%)"]
+
+
+def test_silent_stretches_of_a_long_recording_are_dropped_relative_to_its_level(tmp_path):
+    """3 s: a quiet word (-51 dBFS) then 2 s of faint noise (-84 dBFS) 33 dB below it: the noise is dropped, the word kept."""
+    params = tiny_params()
+    word = tone(1.0, 16000, amplitude=0.004)
+    hiss = noise(2.0, 16000, seed=3, amplitude=0.00006)
+    path = write_wav(tmp_path / "take.wav", np.concatenate([word, hiss]), 16000, subtype="FLOAT")
+    report = prepare_clips("mine", [_recording(path)], tmp_path / "out", params.audio, params.shards,
+                           progress=False).as_dict()
+    assert (report["clips_total"], report["clips_dropped_silent"]) == (1, 2)

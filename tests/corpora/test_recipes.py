@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import tarfile
 
 import pytest
@@ -151,3 +152,88 @@ def test_folder_corpus_from_csv_with_speakers_and_explicit_splits(tmp_path):
     (tmp_path / "mine" / "labels.csv").write_text("file,class\naudio/0.wav,x\n")
     with pytest.raises(ValueError, match="expected at least path,label"):
         list_recordings("mine", parse_params(raw), None)
+
+
+def _csv_folder(tmp_path, rows, *, files=("a.wav", "b.wav")):
+    for i, name in enumerate(files):
+        write_wav(tmp_path / "mine" / name, tone(1.0, 16000, 300 + 50 * i), 16000)
+    (tmp_path / "mine" / "labels.csv").write_text("path,label,split\n" + "".join(f"{row}\n" for row in rows))
+    raw = repo_params_raw()
+    raw["folders"] = {"mine": {"path": str(tmp_path / "mine"), "labels": str(tmp_path / "mine" / "labels.csv")}}
+    return parse_params(raw)
+
+
+@pytest.mark.parametrize("rows, message", [
+    (["a.wav,x,train", "../outside.wav,x,train"], r"labels\.csv, line 3: path '\.\./outside\.wav' lies outside"),
+    (["a.wav,x,train", "{outside},x,test"], r"labels\.csv, line 3: path '.*outside\.wav' lies outside"),
+    (["a.wav,x,train", "b.wav,x,train", "a.wav,x,train"],
+     r"labels\.csv, line 2 \(train\) and .*labels\.csv, line 4 \(train\) list the same file a\.wav"),
+    (["a.wav,x,train", "./a.wav,x,test"],
+     r"labels\.csv, line 2 \(train\) and .*labels\.csv, line 3 \(test\) list the same file a\.wav"),
+])
+def test_folder_csv_rows_outside_the_folder_or_listed_twice_are_refused_naming_the_rows(tmp_path, rows, message):
+    write_wav(tmp_path / "outside.wav", tone(1.0, 16000), 16000)
+    params = _csv_folder(tmp_path, [row.format(outside=tmp_path / "outside.wav") for row in rows])
+    with pytest.raises(ValueError, match=message):
+        list_recordings("mine", params, None)
+
+
+def test_folder_csv_link_leading_out_of_the_folder_is_refused(tmp_path):
+    write_wav(tmp_path / "outside.wav", tone(1.0, 16000), 16000)
+    params = _csv_folder(tmp_path, ["a.wav,x,train", "link.wav,x,test"])
+    (tmp_path / "mine" / "link.wav").symlink_to(tmp_path / "outside.wav")
+    with pytest.raises(ValueError, match=r"line 3: path 'link\.wav' lies outside"):
+        list_recordings("mine", params, None)
+
+
+def test_a_label_file_that_is_not_utf8_or_lies_outside_the_folder_is_a_clear_error(tmp_path):
+    params = _csv_folder(tmp_path, ["a.wav,x,train"])
+    (tmp_path / "mine" / "labels.csv").write_bytes("path,label\na.wav,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"labels\.csv, line 2: not UTF-8 text \(byte 0xe9 at offset 20\); save the label"):
+        list_recordings("mine", params, None)
+    (tmp_path / "labels.csv").write_text("path,label\nmine/a.wav,x\n")
+    raw = repo_params_raw()
+    raw["folders"] = {"mine": {"path": str(tmp_path / "mine"), "labels": str(tmp_path / "labels.csv")}}
+    with pytest.raises(ValueError, match=r"label file .*labels\.csv lies outside the folder"):
+        list_recordings("mine", parse_params(raw), None)
+
+
+def test_folder_files_with_non_utf8_names_or_outside_the_layout_are_counted_listed_skips(tmp_path):
+    for label in ("dog", "door"):
+        write_wav(tmp_path / "mine" / label / "ok.wav", tone(1.0, 16000), 16000)
+    good = write_wav(tmp_path / "mine" / "dog" / "cafe.wav", tone(1.0, 16000), 16000)
+    os.rename(good, os.fsencode(good.parent) + b"/caf\xe9.wav")  # a Latin-1 name: not valid UTF-8
+    write_wav(tmp_path / "mine" / "loose.wav", tone(1.0, 16000), 16000)
+    raw = repo_params_raw()
+    raw["folders"] = {"mine": {"path": str(tmp_path / "mine"), "labels": "subfolders"}}
+    params = parse_params(raw)
+    recordings, skipped = list_recordings("mine", params, None)
+    assert [r.source_file for r in recordings] == ["dog/ok.wav", "door/ok.wav"]
+    assert skipped == [{"file": "dog/caf\\xe9.wav", "reason": "file name: not valid UTF-8; rename the file to include it"},
+                       {"file": "loose.wav", "reason": "layout: not in a label sub-folder (labels: subfolders)"}]
+    report = prepare_corpus("mine", params, None, tmp_path / "clips", progress=False)
+    assert report["recordings_used"] == 2 and report["recordings_skipped"] == 2
+    assert report["skipped_by_reason"] == {"file name": 1, "layout": 1}
+
+
+def test_grid_archives_without_a_pinned_sha256_are_locked_on_first_use_and_a_changed_archive_stops_the_fetch(tmp_path):
+    import json
+    import shutil
+
+    from pipeline.corpora.download import ChecksumError
+
+    served, lock = tmp_path / "served", tmp_path / "downloads.lock.json"
+    for speaker in ("s1", "s4"):
+        write_wav(tmp_path / "src" / speaker / "bbaf2n.wav", tone(1.0, 25000), 25000)
+        served.mkdir(exist_ok=True)
+        _tar(served / f"{speaker}.tar", tmp_path / "src" / speaker, arcname=speaker)
+    with LocalHTTPServer(served) as url:
+        params = parse_params(_paper(grid={"url_template": url + "/{speaker}.tar"}))
+        fetch_corpus("grid", params, tmp_path / "raw", tmp_path / "downloads", lock=lock)
+        assert sorted(json.loads(lock.read_text())["files"]) == [f"{url}/s1.tar", f"{url}/s4.tar"]
+        write_wav(tmp_path / "src" / "s4" / "bbaf2n.wav", tone(1.0, 25000, 300.0), 25000)  # upstream changes s4
+        _tar(served / "s4.tar", tmp_path / "src" / "s4", arcname="s4")
+        shutil.rmtree(tmp_path / "downloads")
+        with pytest.raises(ChecksumError, match=rf"checksum mismatch for {url}/s4\.tar: expected sha256 [0-9a-f]{{64}} "
+                                                r"\(recorded in .*downloads\.lock\.json"):
+            fetch_corpus("grid", params, tmp_path / "raw", tmp_path / "downloads", lock=lock)

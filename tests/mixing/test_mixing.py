@@ -139,3 +139,28 @@ def test_random_shifts_roll_the_sources_of_the_chosen_splits_only(clips_root, tm
 def test_an_unknown_split_to_shift_is_named():
     with pytest.raises(ValueError, match=r"datasets\.dx\.random_shift_splits\.0 = 'training'"):
         _params(random_shift_splits=["training"])
+
+
+def test_mix_and_the_training_reader_refuse_a_shard_that_differs_from_its_manifest(clips_root, tmp_path):
+    import shutil
+
+    from pipeline.models.data import MixtureSplit
+    from pipeline.shards import ShardIntegrityError
+
+    params = _params()
+    _build(params, clips_root, tmp_path / "dx")
+    mixture_shard = shard_paths(tmp_path / "dx" / "train")[0]
+    data = bytearray(mixture_shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    mixture_shard.write_bytes(bytes(data))
+    with pytest.raises(ShardIntegrityError, match=r"dx/train/mixtures-00000\.parquet has sha256"):
+        MixtureSplit(tmp_path / "dx" / "train")
+
+    corrupt = tmp_path / "clips"
+    shutil.copytree(clips_root, corrupt)
+    clip_shard = shard_paths(corrupt / "sc09" / "train")[0]
+    data = bytearray(clip_shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    clip_shard.write_bytes(bytes(data))
+    with pytest.raises(ShardIntegrityError, match=r"sc09/train/clips-00000\.parquet has sha256"):
+        _build(params, corrupt, tmp_path / "dy")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 import pipeline.corpora.prepare as prepare_module
 from pipeline.config import parse_params
@@ -77,3 +81,57 @@ def test_every_stage_kind_and_rebuild_has_its_flow():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=dict(os.environ), capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == str(names), done.stderr[-2000:]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has ended; only its parent's wait() is missing
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the workers")
+def test_pool_workers_die_with_a_parent_killed_by_sigkill():
+    code = ("import sys, time\n"
+            "from pipeline.parallel import LocalPool\n"
+            "pool = LocalPool('processes', 2)\n"
+            "list(pool.map(time.sleep, [0.5, 0.5, 0.5, 0.5], task='sleep'))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(600)\n")
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    workers: set[int] = set()
+    try:
+        assert owner.stdout.readline().strip() == "ready"
+        workers = _descendants(owner.pid)
+        assert len(workers) >= 2  # the fork server and its workers (and multiprocessing's resource tracker)
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait(timeout=10)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+            time.sleep(0.1)
+        assert [pid for pid in workers if _running(pid)] == []
+    finally:
+        owner.kill()
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
