@@ -474,8 +474,8 @@ class SceneEnhance(Section):
 
     dialogue_gain_db: Float = 6.0
     background_gain_db: Float = 0.0
-    update_frames: PositiveInt = 16
-    lookahead_frames: NonNegativeInt = 4
+    update_frames: PositiveInt = 8
+    lookahead_frames: NonNegativeInt = 35
     block_seconds: PositiveFloat = 10.0
     stream_samples: PositiveInt = 1024
 

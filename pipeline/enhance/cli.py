@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pipeline.enhance.masker import DialogueMasker
 from pipeline.enhance.registry import DEFAULT_REGISTRY, resolve_model, scene_figure_of
-from pipeline.enhance.stream import StreamingEnhancer
+from pipeline.enhance.stream import LIVE, OFFLINE, StreamingEnhancer
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stems", type=Path, metavar="DIR", help="also write <name>.dialogue / .background here")
     parser.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY, help="model registry")
     parser.add_argument("--block-seconds", type=float, default=10.0, help="block size read at a time")
-    parser.add_argument("--update-frames", type=int, default=16, help="STFT frames per model run (latency/cost)")
-    parser.add_argument("--lookahead-frames", type=int, default=4, help="frames of look-ahead (latency/quality)")
+    parser.add_argument("--update-frames", type=int, default=OFFLINE.update_frames,
+                        help=f"STFT frames per model run (latency, cost; default {OFFLINE.update_frames})")
+    parser.add_argument("--lookahead-frames", type=int, default=OFFLINE.lookahead_frames,
+                        help=f"frames the model sees past each block (latency, quality; default "
+                             f"{OFFLINE.lookahead_frames}; --live sets {LIVE.update_frames} / {LIVE.lookahead_frames})")
+    parser.add_argument("--live", action="store_true",
+                        help=f"lip-sync latency for live use: update {LIVE.update_frames}, look-ahead "
+                             f"{LIVE.lookahead_frames} frames (93 ms; lower quality, see README)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.live:
+        args.update_frames, args.lookahead_frames = LIVE.update_frames, LIVE.lookahead_frames
+    return args
 
 
 def enhance_file(args: argparse.Namespace) -> Path:

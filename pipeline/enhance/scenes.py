@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import SceneEnhance
+from pipeline.enhance.clip_check import GAP_TARGET_DB, ClipCheck, clip_check
 from pipeline.enhance.masker import DialogueMasker
-from pipeline.enhance.stream import Enhanced, StreamingEnhancer
+from pipeline.enhance.stream import Enhanced, StreamingEnhancer, StreamSettings
 from pipeline.metrics.remix import ratio_change_db, remix_fidelity, stem_si_sdr
 from pipeline.mixing.scenes import load_manifest, ratio_tag, read_scene
 
@@ -133,10 +134,44 @@ def listening_scenes(manifest: dict, ratio_db: float = 0.0) -> list[str]:
     return (at_ratio or [manifest["scenes"][0]["scene_id"]])[:1]
 
 
-def scene_metrics(dataset: str, scores: pd.DataFrame) -> dict[str, float | None]:
+def clip_checks(candidates: Sequence[Candidate], mixtures: np.ndarray, dialogue: np.ndarray, rate: int,
+                settings: SceneEnhance) -> dict[str, ClipCheck]:
+    """`enhance` against each model alone on the same 1-s test clips (`pipeline.enhance.clip_check`)."""
+    stream = StreamSettings(settings.update_frames, settings.lookahead_frames)
+    checks = {}
+    for candidate in candidates:
+        masker = DialogueMasker.load(candidate.path, list(candidate.dialogue_classes), kind=candidate.kind)
+        checks[candidate.name] = check = clip_check(masker, mixtures, dialogue, rate, stream)
+        if not check.on_target:
+            log.warning("model %s: enhance scores %.2f dB dialogue SI-SDRi on the 1-s test clips, the model alone "
+                        "%.2f dB (gap %.2f dB; target: lose at most %g dB)", candidate.name, np.median(check.enhance),
+                        np.median(check.alone), check.gap_db, GAP_TARGET_DB)
+    return checks
+
+
+def clip_table(checks: dict[str, ClipCheck]) -> str:
+    """The markdown section of the clip checks."""
+    lines = [f"\n## The same models on the 1-s test clips\n",
+             f"Dialogue SI-SDRi (median over clips): each clip separated alone (its window on the clip, as the test "
+             f"tables score it) and the clips joined into one recording and run through `enhance`'s processor. "
+             f"Target: `enhance` loses at most {GAP_TARGET_DB:g} dB.\n",
+             "| model | alone | enhance | gap | clips |", "|---|---|---|---|---|"]
+    for name, check in sorted(checks.items()):
+        m = check.metrics()
+        lines.append(f"| {name} | {m['alone_si_sdri']:.2f} | {m['enhance_si_sdri']:.2f} | {m['gap_db']:+.2f} | "
+                     f"{len(check.alone)} |")
+    return "\n".join(lines) + "\n"
+
+
+def scene_metrics(dataset: str, scores: pd.DataFrame, clips: dict[str, ClipCheck] | None = None
+                  ) -> dict[str, float | None]:
     """metrics.json entries `scenes.<dataset>.<model>.<ratio>.<metric>`: medians over that ratio's scenes
-    (every rate and channel layout), rounded to 4 decimals; the real-time factors are kept out (they vary)."""
+    (every rate and channel layout), rounded to 4 decimals; the real-time factors are kept out (they vary).
+    With `clips`, also `scenes.<dataset>.<model>.clips.{alone_si_sdri,enhance_si_sdri,gap_db}`."""
     metrics: dict[str, float | None] = {}
+    for model, check in (clips or {}).items():
+        for metric, value in check.metrics().items():
+            metrics[f"scenes.{dataset}.{model}.clips.{metric}"] = round(value, 4)
     for (model, ratio), group in scores.groupby(["model", "ratio_db"], sort=True):
         for metric in SCENE_METRICS:
             if metric.startswith("rtf"):
