@@ -13,7 +13,8 @@ Everything is decided by sample and frame counts, never by chunk boundaries, so 
 the chunk sizes (soxr's streaming resampler is exact across chunks); offline enhancement is this processor fed
 with large blocks. Algorithmic latency at the model rate: (update_frames + lookahead_frames + 1) hops. The more
 look-ahead, the more windows see a frame away from their edges: `OFFLINE` (8 / 35 frames, 1.02 s) is the
-setting for files, `LIVE` (2 / 1 frames, 93 ms) keeps within lip-sync tolerance for live television.
+setting for files, `LIVE` (1 / 2 frames, 93 ms) keeps within lip-sync tolerance for live television, at a
+cost in quality (README, "Streaming").
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class StreamSettings:
 
 
 OFFLINE = StreamSettings(8, 35)   # files: every frame seen from positions 1-43 of its windows
-LIVE = StreamSettings(2, 1)       # live: 93 ms of algorithmic latency, frames seen near the windows' end
+LIVE = StreamSettings(1, 2)       # live: 93 ms of algorithmic latency; frames seen only near the windows' end
 
 
 def position_weights(context: int) -> np.ndarray:

@@ -50,3 +50,24 @@ def _save(fig, path: str | Path) -> Path:
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
     return path
+
+
+def plot_latency_study(rows: Sequence[dict[str, float]], path: str | Path, title: str) -> Path:
+    """Scene quality (dialogue SI-SDRi) against algorithmic latency, one point per streaming setting, each
+    labelled with its update / look-ahead frames and real-time factor; the 100 ms lip-sync limit as a line."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    ax.axvline(100, color="grey", ls=":", lw=1)
+    ax.text(102, 0.02, "lip-sync limit", transform=ax.get_xaxis_transform(), fontsize=8, color="grey")
+    for row in rows:
+        ax.scatter(row["latency_ms"], row["dialogue_si_sdri"], s=28, color="tab:blue" if row["rtf"] <= 0.05
+                   else "tab:red", zorder=3)
+        ax.annotate(f"{row['update']:g}/{row['lookahead']:g}, RTF {row['rtf']:.3f}",
+                    (row["latency_ms"], row["dialogue_si_sdri"]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("algorithmic latency (ms, log scale)")
+    ax.set_ylabel("dialogue SI-SDRi on the scenes (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

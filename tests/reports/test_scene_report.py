@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from pipeline.enhance.clip_check import ClipCheck
 from pipeline.enhance.scenes import scene_metrics, scene_summary
 from pipeline.reports.site import build_report
 from tests.reports.conftest import report_params, write_fake_evaluation
@@ -27,7 +28,8 @@ def _fake_scene_evaluation(root, dataset, rate=8000):
     folder = root / "scene_evaluation" / dataset
     (folder / "examples" / SCENE).mkdir(parents=True)
     scores.to_parquet(folder / "scores.parquet")
-    (folder / "metrics.json").write_text(json.dumps(scene_metrics(dataset, scores)))
+    clips = {f"{dataset}-source-vae": ClipCheck(alone=np.array([5.0, 6.0, 7.0]), enhance=np.array([6.0, 6.5, 8.0]))}
+    (folder / "metrics.json").write_text(json.dumps(scene_metrics(dataset, scores, clips)))
     (root / "tables").mkdir(exist_ok=True)
     scene_summary(scores).to_csv(root / "tables" / f"scenes_{dataset}.csv", index=False)
     tone = 0.1 * np.sin(2 * np.pi * 300 * np.arange(rate) / rate)[:, None]
@@ -48,9 +50,12 @@ def test_scene_evaluations_join_the_metrics_the_page_and_the_figures(tmp_path):
     metrics = json.loads(written["metrics"].read_text())
     assert "scenes.d2.d2-source-vae.0dB.dialogue_si_sdri" in metrics and "d2.reference.oracle.oracle.sdr_median" in metrics
     assert list(metrics) == sorted(metrics)
+    assert metrics["scenes.d2.d2-source-vae.clips.gap_db"] == 0.5  # medians 6.5 - 6.0
+    assert "scenes.d2.d2-class-vae.clips.gap_db" not in metrics
     assert written["scenes_figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = written["index"].read_text()
     assert 'id="scenes"' in page and "enhance with d3-source-vae" in page and "true dialogue" in page
+    assert "1-s test clips" in page and "+0.50" in page
     for dataset in params.scenes.datasets:
         assert (tmp_path / "out" / "site" / "scenes" / dataset / SCENE / f"{dataset}-source-vae.flac").is_file()
 
