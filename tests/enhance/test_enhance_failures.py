@@ -269,9 +269,10 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_sigterm_mid_run_removes_the_partial_files_and_exits_non_zero(setup):
-    tmp_path, _, registry, _ = setup
-    source = write_wav(tmp_path / "long.wav", noise(30.0, 8000), 8000)  # 60 blocks of 0.5 s, 0.1 s each
+def terminate_mid_run(tmp_path, registry) -> tuple[int, str]:
+    """Run enhance (slowed to 0.1 s a block) in a subprocess on a 30-s input, SIGTERM it once its partial files
+    exist; its exit code and stderr."""
+    source = write_wav(tmp_path / "long.wav", noise(30.0, 8000), 8000)  # 60 blocks of 0.5 s
     process = subprocess.Popen([sys.executable, "-c", SLOW_ENHANCE, str(source), "-o", str(tmp_path / "out.wav"),
                                 "--stems", str(tmp_path / "stems"), "--registry", str(registry),
                                 "--block-seconds", "0.5", "--quiet"], cwd=REPO_ROOT, stderr=subprocess.PIPE,
@@ -283,6 +284,12 @@ def test_sigterm_mid_run_removes_the_partial_files_and_exits_non_zero(setup):
     time.sleep(0.3)  # a few blocks in
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=30)
-    assert process.returncode == 128 + signal.SIGTERM, err
+    return process.returncode, err
+
+
+def test_sigterm_mid_run_removes_the_partial_files_and_exits_non_zero(setup):
+    tmp_path, _, registry, _ = setup
+    code, err = terminate_mid_run(tmp_path, registry)
+    assert code == 128 + signal.SIGTERM, err
     assert "enhance: terminated by SIGTERM; no output written" in err and "Traceback" not in err
     assert _left_behind(tmp_path) == []
