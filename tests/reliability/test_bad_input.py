@@ -2,8 +2,8 @@
 listed when it is one bad file of a corpus. Every row's outcome is printed in the terminal summary (conftest.py).
 
 The detailed tests of each class live beside their modules (tests/test_config.py, tests/corpora/, tests/test_shards.py,
-tests/orchestration/test_parallel.py, tests/enhance/); this matrix runs one case of every class end to end through the public
-entry points and says what each got.
+tests/orchestration/test_parallel.py, tests/enhance/test_enhance_failures.py); this matrix runs one case of every
+class end to end through the public entry points and says what each got.
 """
 from __future__ import annotations
 
