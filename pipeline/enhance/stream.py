@@ -137,8 +137,8 @@ class MaskStream:
         masks = masks.reshape(self.channels, len(blocks), self.update, -1)
         finite = np.isfinite(masks).all(axis=(0, 2, 3))
         if not finite.all():
-            block = blocks[int(np.argmin(finite))]
-            at = max(0, block * self.update * self.hop - self.n_fft // 2) / self.settings.sample_rate
+            bad = blocks[int(np.argmin(finite))]
+            at = max(0, bad * self.update * self.hop - self.n_fft // 2) / self.settings.sample_rate
             raise NonFiniteOutput(f"the model returned {int((~np.isfinite(masks)).sum())} NaN or infinite mask "
                                   f"values, the first for the block at {at:.2f} s (model {self.settings.origin})")
         return masks
