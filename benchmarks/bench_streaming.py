@@ -40,8 +40,7 @@ from pipeline.models.checkpoint import save_model
 from pipeline.models.train import build_model
 from pipeline.models.vae import ModelShape
 
-MODEL_RATE = 8600
-FRAME = 400
+FRAME = 400  # samples fed per call, at the model's own rate (8,600 Hz for the demo's models)
 SCENES = Path("data/scenes/d2")
 RESULTS = Path("benchmarks/results")
 SETTINGS = [  # (update, look-ahead) frames: the file default, shorter latencies, the old default, live
@@ -63,8 +62,9 @@ def masker(device: str) -> tuple[DialogueMasker, str]:
 
 def stream_figures(masker_: DialogueMasker, seconds: float, update: int, lookahead: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
-    audio = (0.1 * rng.standard_normal((int(seconds * MODEL_RATE), 1))).astype(np.float32)
-    enhancer = StreamingEnhancer(masker_, MODEL_RATE, 1, dialogue_gain_db=6, update_frames=update,
+    rate = masker_.settings.sample_rate
+    audio = (0.1 * rng.standard_normal((int(seconds * rate), 1))).astype(np.float32)
+    enhancer = StreamingEnhancer(masker_, rate, 1, dialogue_gain_db=6, update_frames=update,
                                  lookahead_frames=lookahead)
     times, first_output_after = [], None
     for start in range(0, len(audio) - FRAME + 1, FRAME):

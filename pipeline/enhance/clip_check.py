@@ -53,8 +53,9 @@ def _improvements(dialogue: np.ndarray, estimate: np.ndarray, mixtures: np.ndarr
                      zip(dialogue.astype(np.float64), estimate.astype(np.float64), mixtures.astype(np.float64))])
 
 
-def separate_alone(masker: DialogueMasker, mixtures: np.ndarray, spec: StftSpec = StftSpec()) -> np.ndarray:
-    """The dialogue of each clip (N, L) from the model's one window over that clip alone."""
+def separate_alone(masker: DialogueMasker, mixtures: np.ndarray) -> np.ndarray:
+    """The dialogue of each clip (N, L) from the model's one window over that clip alone (the model's STFT)."""
+    spec = StftSpec(n_fft=masker.settings.n_fft, hop_length=masker.settings.hop)
     waves = torch.from_numpy(np.ascontiguousarray(mixtures, dtype=np.float32))
     spectra = stft(waves, spec)                                    # (N, T, F)
     masks = torch.cat([masker(part) for part in torch.split(spectra.abs(), 256)])
@@ -65,7 +66,7 @@ def separate_in_sequence(masker: DialogueMasker, mixtures: np.ndarray, sample_ra
                          settings: StreamSettings) -> np.ndarray:
     """The dialogue of each clip (N, L) from `enhance`'s processor over the clips joined into one recording."""
     enhancer = StreamingEnhancer(masker, sample_rate, 1, update_frames=settings.update_frames,
-                                 lookahead_frames=settings.lookahead_frames, model_rate=sample_rate)
+                                 lookahead_frames=settings.lookahead_frames)
     joined = mixtures.reshape(-1, 1).astype(np.float32)
     parts = [enhancer.process(joined), enhancer.flush()]
     dialogue = np.concatenate([part.dialogue for part in parts])[:, 0]
@@ -77,6 +78,9 @@ def clip_check(masker: DialogueMasker, mixtures: np.ndarray, dialogue: np.ndarra
     """Score both paths on clips `mixtures` (N, L) with true dialogue stems `dialogue` (N, L) at the model rate."""
     if mixtures.shape != dialogue.shape or mixtures.ndim != 2 or not len(mixtures):
         raise ValueError(f"mixtures {mixtures.shape} and dialogue {dialogue.shape} must be the same (N, L), N > 0")
+    if sample_rate != masker.settings.sample_rate:
+        raise ValueError(f"clips at {sample_rate} Hz; the model {masker.settings.origin} runs at "
+                         f"{masker.settings.sample_rate} Hz")
     return ClipCheck(alone=_improvements(dialogue, separate_alone(masker, mixtures), mixtures),
                      enhance=_improvements(dialogue, separate_in_sequence(masker, mixtures, sample_rate, settings),
                                            mixtures))

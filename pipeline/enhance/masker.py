@@ -14,6 +14,7 @@ import torch
 
 from pipeline.separators.base import WindowSeparator
 from pipeline.separators.registry import DEFAULT_STREAM_KIND, window_separator
+from pipeline.separators.signal import SignalSettings
 
 EPS = 1e-10
 
@@ -37,6 +38,11 @@ class DialogueMasker:
             raise ValueError(f"model {path}: every class ({classes}) is dialogue, so there is no background to "
                              f"separate; use a model trained on dialogue and other sounds (e.g. d2 or d3)")
         return cls(separator, torch.tensor([c in dialogue_classes for c in classes], device=device))
+
+    @property
+    def settings(self) -> SignalSettings:
+        """The model's sample rate, STFT and window length (from its model file)."""
+        return self.separator.settings
 
     @torch.no_grad()
     def __call__(self, magnitudes: torch.Tensor, frames: slice | None = None) -> torch.Tensor:

@@ -12,13 +12,13 @@ An entry names the separator kind that reads its model file under `separator`; e
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipeline.config import Params
+from pipeline.enhance.registry_file import existing_model, model_path, read_registry
 from pipeline.separators.base import System
 from pipeline.separators.registry import DEFAULT_STREAM_KIND, KINDS
 from pipeline.shards import write_json
@@ -101,18 +101,21 @@ def resolve_model(model: str | None, dialogue_classes: list[str] | None,
                   registry_path: Path = DEFAULT_REGISTRY) -> tuple[Path, list[str], str]:
     """The model file, dialogue classes and separator kind to use: explicit ones, else the registry's default.
 
-    A model file the registry does not list is read by `DEFAULT_STREAM_KIND`.
+    A model file the registry does not list is read by `DEFAULT_STREAM_KIND`. ValueError naming the registry when
+    it is broken; FileNotFoundError when its default names a missing model file.
     """
-    registry = json.loads(registry_path.read_text()) if registry_path.is_file() else None
+    registry = read_registry(registry_path)
     if model is None:
         if registry is None:
             raise FileNotFoundError(f"no --model given and no registry at {registry_path}; run `./run.sh repro` "
                                     f"first (it trains the models and writes the registry) or pass --model")
-        entry = registry["models"][registry["default"]]
-        return _absolute(entry["path"], registry_path), dialogue_classes or entry["dialogue_classes"], _kind(entry)
+        name = registry["default"]
+        entry = registry["models"][name]
+        path = existing_model(name, entry, registry_path)
+        return path, dialogue_classes or entry["dialogue_classes"], _kind(entry)
     path = Path(model)
     for entry in (registry or {}).get("models", {}).values():
-        if _absolute(entry["path"], registry_path).resolve() == path.resolve():
+        if model_path(entry, registry_path).resolve() == path.resolve():
             return path, dialogue_classes or entry["dialogue_classes"], _kind(entry)
     if dialogue_classes:
         return path, dialogue_classes, DEFAULT_STREAM_KIND
@@ -122,17 +125,12 @@ def resolve_model(model: str | None, dialogue_classes: list[str] | None,
 
 def scene_figure_of(model: Path, registry_path: Path = DEFAULT_REGISTRY) -> float | None:
     """The registry's 0 dB scene figure (median dialogue SI-SDRi of enhance) of a model file, if it has one."""
-    registry = json.loads(registry_path.read_text()) if registry_path.is_file() else {}
+    registry = read_registry(registry_path) or {}
     for entry in registry.get("models", {}).values():
-        if _absolute(entry["path"], registry_path).resolve() == Path(model).resolve():
+        if model_path(entry, registry_path).resolve() == Path(model).resolve():
             return entry.get("scene_dialogue_si_sdri_0dB")
     return None
 
 
 def _kind(entry: dict[str, Any]) -> str:
     return entry.get("separator", DEFAULT_STREAM_KIND)
-
-
-def _absolute(path: str, registry_path: Path) -> Path:
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else registry_path.resolve().parents[1] / candidate

@@ -1,19 +1,23 @@
 """Streaming dialogue enhancement: audio chunks of any size in, remixed chunks out.
 
-Per channel: resample to the model rate (soxr, streaming) -> STFT frames (400-point Hann, hop 200) -> every
-`update_frames` frames the model sees the last 44 frames (1 s, one context window ending `lookahead_frames`
-after the newest block of frames) -> each frame's dialogue mask is the mean of its masks from every window that
-holds it and has run by the time its block is due, weighted by where the frame sits in each window (`position
-weights`: a model trained on 1-s clips separates best near a window's centre and worst at its edges) -> masked
-frames are overlap-added back to a dialogue waveform -> resampled to the input rate -> remix at full bandwidth:
-the background is the original minus the dialogue, so nothing above the model's 4.3 kHz band is lost, and gains
-of 0 dB return the input unchanged.
+Per channel: resample to the model's rate (soxr, streaming) -> STFT frames (the model's n_fft-point Hann window
+and hop) -> every `update_frames` frames the model sees the last `context_frames` frames (its training clip: one
+context window ending `lookahead_frames` after the newest block of frames) -> each frame's dialogue mask is the
+mean of its masks from every window that holds it and has run by the time its block is due, weighted by where
+the frame sits in each window (`position_weights`: a model trained on 1-s clips separates best near a window's
+centre and worst at its edges) -> masked frames are overlap-added back to a dialogue waveform -> resampled to
+the input rate -> remix at full bandwidth: the background is the original minus the dialogue, so nothing above
+the model's band is lost, and gains of 0 dB return the input unchanged. Rate, STFT and context come from the
+model file (`DialogueMasker.settings`; 8,600 Hz, 400 / 200 and 44 frames for the demo's models).
+
+Nothing non-finite leaves: input samples must be finite and within ±`MAX_SAMPLE`, and every block of masks,
+dialogue estimate and remix is checked (`NonFiniteOutput`, naming the block's position in seconds).
 
 Everything is decided by sample and frame counts, never by chunk boundaries, so the output is the same whatever
 the chunk sizes (soxr's streaming resampler is exact across chunks); offline enhancement is this processor fed
 with large blocks. Algorithmic latency at the model rate: (update_frames + lookahead_frames + 1) hops. The more
-look-ahead, the more windows see a frame away from their edges: `OFFLINE` (8 / 35 frames, 1.02 s) is the
-setting for files, `LIVE` (1 / 2 frames, 93 ms) keeps within lip-sync tolerance for live television, at a
+look-ahead, the more windows see a frame away from their edges: `OFFLINE` (update 8, look-ahead as far as the
+context allows: 35 frames, 1.02 s for 1-s models; `lookahead_frames=None`) is the setting for files, `LIVE` (1 / 2 frames, 93 ms) keeps within lip-sync tolerance for live television, at a
 cost in quality (README, "Streaming").
 """
 from __future__ import annotations
@@ -27,9 +31,13 @@ import torch
 from pipeline.enhance.limiter import Limiter
 from pipeline.enhance.masker import DialogueMasker
 
-CONTEXT_FRAMES = 44
 MAX_GAIN_DB = 40.0
+MAX_SAMPLE = 1000.0  # +60 dB above full scale: no real recording; a float file beyond it is corrupt or mis-scaled
 RESAMPLE_QUALITY = "HQ"
+
+
+class NonFiniteOutput(ValueError):
+    """A block of the dialogue estimate or of the remix came out NaN or infinite (nothing such is returned)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class StreamSettings:
     lookahead_frames: int
 
 
-OFFLINE = StreamSettings(8, 35)   # files: every frame seen from positions 1-43 of its windows
+OFFLINE = StreamSettings(8, 35)   # files, 1-s models (44 frames): every frame seen from positions 1-43
 LIVE = StreamSettings(1, 2)       # live: 93 ms of algorithmic latency; frames seen only near the windows' end
 
 
@@ -63,14 +71,13 @@ class MaskStream:
     """The dialogue estimate of C channels at the model rate, chunk by chunk."""
 
     def __init__(self, masker: DialogueMasker, channels: int, update_frames: int = OFFLINE.update_frames,
-                 lookahead_frames: int = OFFLINE.lookahead_frames,
-                 n_fft: int = 400, hop: int = 200, max_batch: int = 256):
-        if n_fft % hop:
-            raise ValueError(f"n_fft {n_fft} must be a multiple of hop {hop}")
-        if update_frames < 1 or not 0 <= lookahead_frames < CONTEXT_FRAMES - update_frames:
-            raise ValueError(f"update_frames {update_frames} must be >= 1 and lookahead_frames {lookahead_frames} "
-                             f"in [0, {CONTEXT_FRAMES - update_frames})")
-        self.masker, self.channels = masker, channels
+                 lookahead_frames: int | None = None, max_batch: int = 256):
+        settings = masker.settings
+        if lookahead_frames is None:  # as far as the model's context allows: the offline setting
+            lookahead_frames = settings.context_frames - update_frames - 1
+        settings.check_stream(update_frames, lookahead_frames)
+        n_fft, hop = settings.n_fft, settings.hop
+        self.masker, self.channels, self.settings, self.context = masker, channels, settings, settings.context_frames
         self.update, self.lookahead, self.n_fft, self.hop, self.max_batch = (
             update_frames, lookahead_frames, n_fft, hop, max_batch)
         self.window = np.hanning(n_fft + 1)[:-1]  # periodic Hann, as torch.hann_window(periodic=True)
@@ -83,7 +90,7 @@ class MaskStream:
         self.spectra = np.zeros((channels, 0, bins), np.complex128)
         self.history_start = 0                                # frame index of magnitudes[:, 0]
         self.next_block = 0
-        self.weights = position_weights(CONTEXT_FRAMES).astype(np.float32)
+        self.weights = position_weights(self.context).astype(np.float32)
         self.mask_sum = np.zeros((channels, 0, bins), np.float32)  # Σ weight x mask of frames from next_block on
         self.weight_sum = np.zeros(0, np.float32)
         self.ola = np.zeros((channels, n_fft))                 # overlap-add tail, padded index ola_start onwards
@@ -149,20 +156,27 @@ class MaskStream:
         contexts = []
         for block in blocks:
             end = self._trigger(block)
-            start = end - CONTEXT_FRAMES + 1
-            window = np.zeros((self.channels, CONTEXT_FRAMES, self.magnitudes.shape[2]), np.float32)
+            start = end - self.context + 1
+            window = np.zeros((self.channels, self.context, self.magnitudes.shape[2]), np.float32)
             lo = max(start, self.history_start)
             window[:, lo - start:] = self.magnitudes[:, lo - self.history_start:end + 1 - self.history_start]
             contexts.append(window)
-        stacked = torch.from_numpy(np.stack(contexts, axis=1).reshape(-1, CONTEXT_FRAMES, window.shape[-1]))
-        pending = slice(self._first_position, CONTEXT_FRAMES)
+        stacked = torch.from_numpy(np.stack(contexts, axis=1).reshape(-1, self.context, window.shape[-1]))
+        pending = slice(self._first_position, self.context)
         masks = torch.cat([self.masker(part, pending) for part in torch.split(stacked, self.max_batch)]).numpy()
-        return masks.reshape(self.channels, len(blocks), CONTEXT_FRAMES - self._first_position, -1)
+        masks = masks.reshape(self.channels, len(blocks), self.context - self._first_position, -1)
+        finite = np.isfinite(masks).all(axis=(0, 2, 3))
+        if not finite.all():
+            bad = blocks[int(np.argmin(finite))]
+            at = max(0, bad * self.update * self.hop - self.n_fft // 2) / self.settings.sample_rate
+            raise NonFiniteOutput(f"the model returned {int((~np.isfinite(masks)).sum())} NaN or infinite mask "
+                                  f"values, the first for the block at {at:.2f} s (model {self.settings.origin})")
+        return masks
 
     @property
     def _first_position(self) -> int:
         """The position of a block's first frame in the block's own window."""
-        return CONTEXT_FRAMES - self.lookahead - self.update
+        return self.context - self.lookahead - self.update
 
     def _accumulate(self, masks: np.ndarray) -> np.ndarray:
         """Add the next block's window (masks of its frames onwards, (C, n, F)) to the running weighted sums and
@@ -201,7 +215,7 @@ class MaskStream:
         return done[:, keep]
 
     def _forget(self) -> None:
-        oldest = min(self.next_block * self.update, self._trigger(self.next_block) - CONTEXT_FRAMES + 1)
+        oldest = min(self.next_block * self.update, self._trigger(self.next_block) - self.context + 1)
         drop = max(0, oldest - self.history_start)
         if drop:
             self.magnitudes = self.magnitudes[:, drop:]
@@ -219,13 +233,13 @@ class StreamingEnhancer:
 
     def __init__(self, masker: DialogueMasker, sample_rate: int, channels: int, *, dialogue_gain_db: float = 0.0,
                  background_gain_db: float = 0.0, update_frames: int = OFFLINE.update_frames,
-                 lookahead_frames: int = OFFLINE.lookahead_frames,
-                 model_rate: int = 8600, limit: bool = True):
+                 lookahead_frames: int | None = None, limit: bool = True):
         for name, value in (("dialogue gain", dialogue_gain_db), ("background gain", background_gain_db)):
             if not np.isfinite(value) or abs(value) > MAX_GAIN_DB:
                 raise ValueError(f"{name} {value} dB is outside [-{MAX_GAIN_DB:g}, {MAX_GAIN_DB:g}] dB")
         if sample_rate <= 0 or channels <= 0:
             raise ValueError(f"sample rate {sample_rate} and channels {channels} must be positive")
+        model_rate = masker.settings.sample_rate
         self.sample_rate, self.channels, self.model_rate = sample_rate, channels, model_rate
         self.dialogue_gain = 10.0 ** (dialogue_gain_db / 20.0)
         self.background_gain = 10.0 ** (background_gain_db / 20.0)
@@ -236,6 +250,7 @@ class StreamingEnhancer:
         self.original = np.zeros((0, channels), np.float32)   # input waiting for its dialogue estimate
         self.dialogue = np.zeros((0, channels), np.float32)   # dialogue (input rate) waiting for its input
         self.received = 0
+        self.emitted = 0                                      # output samples returned so far
 
     @property
     def latency_ms(self) -> float:
@@ -262,9 +277,14 @@ class StreamingEnhancer:
             chunk = chunk[:, None]
         if chunk.ndim != 2 or chunk.shape[1] != self.channels:
             raise ValueError(f"chunk of shape {chunk.shape}; expected (samples, {self.channels})")
+        at = f"in the block at {self.received / self.sample_rate:.2f} s (sample {self.received})"
         if not np.isfinite(chunk).all():
             bad = int(chunk.size - np.isfinite(chunk).sum())
-            raise ValueError(f"{bad} NaN or infinite samples after {self.received} samples; expected finite audio")
+            raise ValueError(f"{bad} NaN or infinite samples {at}; expected finite audio")
+        peak = float(np.abs(chunk).max()) if chunk.size else 0.0
+        if peak > MAX_SAMPLE:
+            raise ValueError(f"samples up to {peak:.3g} {at}; expected audio within ±{MAX_SAMPLE:g} (full scale "
+                             f"is ±1): the file is corrupt or mis-scaled (e.g. integer values stored as float)")
         return chunk
 
     def _remix(self, original: np.ndarray, dialogue: np.ndarray, final: bool) -> Enhanced:
@@ -276,6 +296,7 @@ class StreamingEnhancer:
         n = min(self.original.shape[0], self.dialogue.shape[0])
         x, d = self.original[:n], self.dialogue[:n]
         self.original, self.dialogue = self.original[n:], self.dialogue[n:]
+        self._require_finite(d, "dialogue estimate")
         background = x - d
         if self.dialogue_gain == 1.0 and self.background_gain == 1.0:
             out = x.copy()  # exactly the input, not x - d + d
@@ -283,4 +304,15 @@ class StreamingEnhancer:
             out = self.dialogue_gain * d + self.background_gain * background
         if self.limiter is not None:
             out = self.limiter(out)
+        self._require_finite(background, "background")
+        self._require_finite(out, "remix")
+        self.emitted += n
         return Enhanced(out, d, background)
+
+    def _require_finite(self, samples: np.ndarray, what: str) -> None:
+        """NonFiniteOutput naming the block's position unless every sample of `samples` is finite."""
+        if not np.isfinite(samples).all():
+            start, end = self.emitted / self.sample_rate, (self.emitted + len(samples)) / self.sample_rate
+            raise NonFiniteOutput(f"{int((~np.isfinite(samples)).sum())} NaN or infinite samples in the {what} of "
+                                  f"the block at {start:.2f}-{end:.2f} s (model {self.masks.settings.origin}); nothing "
+                                  f"non-finite is written")

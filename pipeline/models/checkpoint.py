@@ -15,6 +15,7 @@ import torch
 from pipeline.models.vae import ModelShape, NonNegativeVAE
 
 MODEL_FORMAT = 2  # 2: weights stored input-major (Dense, polyphase TimeConvTranspose, ClassLatents)
+MODEL_KEYS = ("format", "shape", "state_dict")
 
 
 def save_atomic(path: str | Path, payload: dict[str, Any]) -> None:
@@ -54,14 +55,42 @@ def save_model(path: str | Path, model: NonNegativeVAE, state_dict: dict[str, to
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[NonNegativeVAE, dict[str, Any]]:
-    """A model file -> (model in evaluation mode on `device`, its info)."""
+    """A model file -> (model in evaluation mode on `device`, its info).
+
+    ValueError naming the file for anything that is not one of our model files (a list, a dict with other keys,
+    a network that does not fit its stored shape) and for a non-finite weight (naming the first such tensor).
+    """
     payload = load_safely(path, "cpu")
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: a torch file holding a {type(payload).__name__}; expected a model file (a dict "
+                         f"with {', '.join(MODEL_KEYS)})")
+    missing = [key for key in MODEL_KEYS if key not in payload]
+    if missing:
+        raise ValueError(f"{path}: a torch file without {', '.join(missing)} (keys: {sorted(map(str, payload))[:8]}); "
+                         f"expected a model file written by train (keys {', '.join(MODEL_KEYS)})")
     if payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path}: model format {payload.get('format')!r}, expected {MODEL_FORMAT}; the network's "
                          f"parameter layout changed since it was saved: retrain it (dvc repro train@<variant>)")
-    shape = dict(payload["shape"])
-    shape["filters"] = tuple(shape["filters"])
-    model = NonNegativeVAE(ModelShape(**shape))
-    model.load_state_dict(payload["state_dict"])
+    state = payload["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+        raise ValueError(f"{path}: state_dict is not a mapping of tensor names to tensors")
+    check_finite(path, state)
+    try:
+        shape = dict(payload["shape"])
+        shape["filters"] = tuple(shape["filters"])
+        model = NonNegativeVAE(ModelShape(**shape))
+        model.load_state_dict(state)
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise ValueError(f"{path}: the network does not fit the stored shape {payload['shape']!r} "
+                         f"({type(err).__name__}: {str(err).splitlines()[0]})") from err
     model.eval().to(device)
     return model, {k: v for k, v in payload.items() if k not in ("state_dict",)}
+
+
+def check_finite(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
+    """ValueError naming the file and the first tensor holding NaN or infinite values (and how many)."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ValueError(f"{path}: weight {name} holds {bad} NaN or infinite values of {tensor.numel()}; "
+                             f"expected finite weights: the file is damaged or its training diverged, retrain it")

@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol
 import torch
 
 from pipeline.config import Params
+from pipeline.separators.signal import SignalSettings
 
 SUPERVISIONS = ("source", "class", "none")
 CLASS_ESTIMATES = ("oracle", "estimated")
@@ -117,9 +118,13 @@ class Separator(Protocol):
 
 
 class WindowSeparator(Protocol):
-    """Streaming entry point (`enhance`): context windows of mixture magnitudes -> per-class magnitudes."""
+    """Streaming entry point (`enhance`): context windows of mixture magnitudes -> per-class magnitudes.
+
+    `settings`: the sample rate, STFT and window length (`context_frames`) its windows must have, from the model
+    file."""
 
     classes: list[str]
+    settings: SignalSettings
 
     def magnitudes(self, windows: torch.Tensor, frames: slice | None = None) -> torch.Tensor:
         """windows (W, T, F) -> non-negative estimates (W, K, T, F), each window's up to a common scale (the

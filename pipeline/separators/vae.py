@@ -19,6 +19,7 @@ from pipeline.models.checkpoint import load_model
 from pipeline.models.folded import FoldedVAE
 from pipeline.models.vae import NonNegativeVAE
 from pipeline.separators.base import BuildContext, Kind, Metadata, Mixtures, Separation, System, short_name
+from pipeline.separators.signal import SignalSettings, signal_settings
 
 FORWARD_KIND, INVERSE_KIND = "vae-forward", "vae-inverse"
 MAX_LEVEL_GAIN = 1000.0  # never amplify near-silence by more than 60 dB to reach the training level
@@ -72,22 +73,34 @@ class WindowMasker:
     h_k is a soft version of the `classify` labels, so estimates do not jump when a class fades in or out.
     Each window is scaled to the RMS level the model was trained at, since real recordings come at any level;
     the estimates are those of the scaled window. The network runs in its folded streaming form
-    (`pipeline.models.folded`), which decodes only the frames asked for.
+    (`pipeline.models.folded`), which decodes only the frames asked for. `settings`: the sample rate, STFT and
+    window length of the model file.
     """
 
     model: FoldedVAE
     classes: list[str]
     target_rms: float
-    n_fft: int
+    settings: SignalSettings
     window_power: float      # mean of the squared analysis window
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "WindowMasker":
+        """A VAE model file -> its streaming masker; ValueError naming the file when its settings or level
+        cannot be honoured."""
         model, info = load_model(path, device)
-        n_fft = int(info["stft"]["n_fft"])
-        window = torch.hann_window(n_fft, periodic=True)
-        return cls(FoldedVAE(model), list(info["classes"]), float(info["target_rms"]), n_fft,
-                   float(window.square().mean()))
+        settings = signal_settings(info, path, model.shape.frames)
+        if model.shape.bins != settings.bins:
+            raise ValueError(f"model {path}: the network takes {model.shape.bins} frequency bins, but stft.n_fft = "
+                             f"{settings.n_fft} makes {settings.bins}; the file is inconsistent: retrain it")
+        classes = info.get("classes")
+        if not isinstance(classes, list) or len(classes) != model.shape.num_classes:
+            raise ValueError(f"model {path}: classes = {classes!r}; expected a list of the network's "
+                             f"{model.shape.num_classes} class names")
+        target = info.get("target_rms")
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target < float("inf"):
+            raise ValueError(f"model {path}: target_rms = {target!r}; expected a positive finite level")
+        window = torch.hann_window(settings.n_fft, periodic=True)
+        return cls(FoldedVAE(model), [str(c) for c in classes], float(target), settings, float(window.square().mean()))
 
     @torch.no_grad()
     def magnitudes(self, windows: torch.Tensor, frames: slice | None = None) -> torch.Tensor:
@@ -101,10 +114,14 @@ class WindowMasker:
         return weights[:, :, None, None] * self.model.decode_frames(mu, first, stop)
 
     def _rms(self, magnitudes: torch.Tensor) -> torch.Tensor:
-        """Signal RMS of each window from its one-sided magnitudes (Parseval): (W, T, F) -> (W,)."""
-        power = magnitudes.square()
+        """Signal RMS of each window from its one-sided magnitudes (Parseval): (W, T, F) -> (W,).
+
+        Computed relative to each window's peak magnitude, so the squares of loud (finite) input cannot overflow
+        float32 (they did from about 1e19: inf - inf made every mask NaN)."""
+        peak = magnitudes.abs().amax(dim=(1, 2)).clamp_min(torch.finfo(magnitudes.dtype).tiny)
+        power = (magnitudes / peak.view(-1, 1, 1)).square()
         full = 2 * power.sum(dim=-1) - power[..., 0] - power[..., -1]  # both halves of the spectrum, DC/Nyquist once
-        return torch.sqrt(full.mean(dim=-1) / (self.n_fft ** 2 * self.window_power))
+        return peak * torch.sqrt(full.mean(dim=-1) / (self.settings.n_fft ** 2 * self.window_power))
 
 
 def load_vae(context: BuildContext, variant: str) -> NonNegativeVAE:

@@ -16,10 +16,9 @@ from pipeline.enhance.cli import main as enhance_main
 from pipeline.enhance.masker import DialogueMasker
 from pipeline.enhance.registry import resolve_model
 from pipeline.enhance.stream import MaskStream, StreamingEnhancer
-from pipeline.models.checkpoint import save_model
-from pipeline.models.train import build_model
-from pipeline.models.vae import ModelShape
+from pipeline.separators.signal import SignalSettings
 from pipeline.testing.audio import REPO_ROOT, noise, tone, write_wav
+from pipeline.testing.models import save_tiny_vae
 
 CLASSES = ["speech", "background"]
 
@@ -28,10 +27,7 @@ CLASSES = ["speech", "background"]
 def model_file(tmp_path_factory):
     """A tiny (untrained) model file with the provenance `enhance` reads, and a registry naming it."""
     root = tmp_path_factory.mktemp("model")
-    model = build_model(ModelShape(num_classes=2, filters=(8, 8, 16), hidden=32, latent=4), seed=3)
-    path = root / "model.pt"
-    save_model(path, model, model.state_dict(), {"classes": CLASSES, "stft": {"n_fft": 400, "hop_length": 200},
-                                                "target_rms": 0.05, "sample_rate": 8600, "clip_samples": 8600})
+    path = save_tiny_vae(root / "model.pt", CLASSES)
     registry = {"default": "tiny", "selection": "test",
                 "models": {"tiny": {"path": str(path), "dataset": "dx", "classes": CLASSES,
                                     "dialogue_classes": ["speech"], "dialogue_si_sdri_median": 0.0}}}
@@ -187,6 +183,7 @@ class _FixedRatio:
     """A toy streaming separator: speech gets the window's magnitudes, background three times them."""
 
     classes = CLASSES
+    settings = SignalSettings(8600, 400, 200, 44)
 
     def magnitudes(self, windows, frames=None):
         windows = windows if frames is None else windows[:, frames]

@@ -11,9 +11,10 @@ import torch
 
 from pipeline.enhance.clip_check import clip_check
 from pipeline.enhance.masker import DialogueMasker
-from pipeline.enhance.stream import CONTEXT_FRAMES, LIVE, OFFLINE, MaskStream, StreamSettings, position_weights
+from pipeline.enhance.stream import LIVE, OFFLINE, MaskStream, StreamSettings, position_weights
+from pipeline.separators.signal import SignalSettings
 
-RATE, N_FFT, HOP = 8600, 400, 200
+RATE, N_FFT, HOP, CONTEXT_FRAMES = 8600, 400, 200, 44
 CUT_BIN = 60  # 1.3 kHz
 
 
@@ -22,6 +23,7 @@ class _EdgeBlur:
     it blurs to ½ (`blur` 0: perfect everywhere)."""
 
     classes = ["speech", "background"]
+    settings = SignalSettings(RATE, N_FFT, HOP, CONTEXT_FRAMES, origin="toy")
 
     def __init__(self, blur: float = 1.0):
         p = np.arange(CONTEXT_FRAMES)

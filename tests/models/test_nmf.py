@@ -13,6 +13,7 @@ from pipeline.evaluation.systems import systems_for
 from pipeline.models import nmf
 from pipeline.models.checkpoint import save_atomic
 from pipeline.models.train import train_variant
+from pipeline.separators.signal import SignalSettings, signal_settings
 from pipeline.testing.datasets import build_tiny_dataset
 
 
@@ -103,6 +104,9 @@ def test_training_lowers_the_divergence_and_is_deterministic(trained, tmp_path):
     first = nmf.load_nmf(root / "models" / "dt-nmf" / "model.pt")
     assert torch.equal(nmf.load_nmf(tmp_path / "again" / "model.pt").dictionary, first.dictionary)
     assert first.info["supervision"] == "source" and first.info["step"] == results["dt-nmf"].summary["best_step"]
+    assert signal_settings(first.info, "m") == SignalSettings(params.audio.sample_rate, params.stft.n_fft,
+                                                              params.stft.hop_length,
+                                                              params.stft.frames(params.audio.clip_samples))
 
 
 def test_nmf_rows_are_evaluated_beside_the_others(trained):

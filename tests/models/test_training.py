@@ -16,6 +16,7 @@ import torch
 from pipeline.config import parse_params
 from pipeline.models import objective as objective_module
 from pipeline.models.checkpoint import load_model, load_safely
+from pipeline.separators.signal import SignalSettings, signal_settings
 from pipeline.models.data import MixtureSplit
 from pipeline.models.objective import compute
 from pipeline.models.train import Callback, TrainingDivergedError, TrainingState, build_model, resolve_setup, \
@@ -143,6 +144,10 @@ def test_model_file_loads_on_cpu_with_its_provenance(tiny, tmp_path):
     levels = torch.cat([batch.mixture.square().mean(dim=-1).sqrt() for batch in mixtures])
     assert info["mixture_rms"] == pytest.approx(float(levels.median()), rel=1e-5)  # the level it learnt at
     assert info["mixture_rms"] > info["target_rms"]  # two sources at the clip level sum above it
+    # the signal settings enhance runs the model at, recorded and consistent with the network
+    assert signal_settings(info, "m", model.shape.frames) == SignalSettings(
+        params.audio.sample_rate, params.stft.n_fft, params.stft.hop_length,
+        params.stft.frames(params.audio.clip_samples))
 
 
 class _Recorder(Callback):

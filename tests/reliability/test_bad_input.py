@@ -2,12 +2,15 @@
 listed when it is one bad file of a corpus. Every row's outcome is printed in the terminal summary (conftest.py).
 
 The detailed tests of each class live beside their modules (tests/test_config.py, tests/corpora/, tests/test_shards.py,
-tests/orchestration/test_parallel.py); this matrix runs one case of every class end to end through the public
-entry points and says what each got.
+tests/orchestration/test_parallel.py, tests/enhance/test_enhance_failures.py); this matrix runs one case of every
+class end to end through the public entry points and says what each got.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import json
 import os
 import re
 from pathlib import Path
@@ -15,6 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+import soundfile as sf
+import torch
 
 from pipeline.config import ConfigError, parse_params
 from pipeline.corpora.archive import extract
@@ -22,9 +27,13 @@ from pipeline.corpora.download import ChecksumError, DownloadError, download
 from pipeline.corpora.prepare import prepare_clips, prepare_corpus
 from pipeline.corpora.recipes import list_recordings
 from pipeline.corpora.recordings import Recording
+from pipeline.enhance.cli import main as enhance_main
+from pipeline.models.checkpoint import load_safely, save_atomic
 from pipeline.shards import ShardIntegrityError, shard_paths
 from pipeline.testing.audio import repo_params_raw, tiny_params, tone, write_wav
 from pipeline.testing.http_server import LocalHTTPServer
+from pipeline.testing.models import save_tiny_vae
+from tests.enhance.test_enhance_failures import terminate_mid_run
 from tests.reliability.conftest import OUTCOMES
 
 FAST = {"backoff_s": 0.01, "timeout_s": 5.0, "progress": False}
@@ -148,6 +157,82 @@ def _same_size_archive(tmp_path: Path) -> Any:
     return f"re-extracted: a.txt now holds {(tmp_path / 'out' / 'a.txt').read_bytes()!r}"
 
 
+# ------------------------------------------------------------------------------------------------ enhance
+
+
+def _enhance(edit: Callable[[Path, Path, Path], list[Any]]) -> Callable[[Path], Any]:
+    """Run the enhance command with a tiny model that the registry names; `edit(tmp_path, input, model)` gives its
+    arguments (`input`: a 2-s WAV). Returns its exit code, its error line and what it left behind."""
+    def run(tmp_path: Path) -> Any:
+        model = save_tiny_vae(tmp_path / "model.pt", ["speech", "background"])
+        registry = tmp_path / "registry.json"
+        registry.write_text(json.dumps({"default": "tiny", "models": {
+            "tiny": {"path": str(model), "dialogue_classes": ["speech"]}}}))
+        source = write_wav(tmp_path / "in.wav", tone(2.0, 16000), 16000)
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors):
+            code = enhance_main([str(a) for a in ["--registry", registry, "--quiet", *edit(tmp_path, source, model)]])
+        line = " | ".join(x for x in errors.getvalue().splitlines() if x.startswith("enhance:"))
+        return f"exit {code}: {line}; left behind: {_enhance_leftovers(tmp_path)}"
+    return run
+
+
+def _enhance_leftovers(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in tmp_path.rglob("*") if "partial" in p.name or p.stem.startswith("out"))
+
+
+def _huge(tmp_path: Path, source: Path, model: Path) -> list[Any]:
+    write_wav(tmp_path / "huge.wav", 1e30 * tone(2.0, 16000), 16000, subtype="FLOAT")
+    return [tmp_path / "huge.wav", "-o", tmp_path / "out.wav"]
+
+
+def _nan_weights(tmp_path: Path, source: Path, model: Path) -> list[Any]:
+    payload = load_safely(model)
+    payload["state_dict"]["decoders.0.fc.0.0.weight"].view(-1)[3] = float("nan")
+    save_atomic(tmp_path / "nan.pt", payload)
+    return [source, "-o", tmp_path / "out.wav", "--model", tmp_path / "nan.pt", "--dialogue-classes", "speech"]
+
+
+def _model_settings(**info: Any) -> Callable[[Path, Path, Path], list[Any]]:
+    def edit(tmp_path: Path, source: Path, model: Path) -> list[Any]:
+        frames = 1 + info["clip_samples"] // info["stft"]["hop_length"]
+        save_tiny_vae(tmp_path / "other.pt", ["speech", "background"], frames=frames,
+                      bins=info["stft"]["n_fft"] // 2 + 1, **info)
+        return [source, "-o", tmp_path / "out.wav", "--model", tmp_path / "other.pt", "--dialogue-classes", "speech"]
+    return edit
+
+
+def _cut(suffix: str) -> Callable[[Path, Path, Path], list[Any]]:
+    def edit(tmp_path: Path, source: Path, model: Path) -> list[Any]:
+        sf.write(str(tmp_path / f"whole{suffix}"), tone(4.0, 8000, channels=2), 8000)
+        data = (tmp_path / f"whole{suffix}").read_bytes()
+        (tmp_path / f"cut{suffix}").write_bytes(data[:len(data) // 2])
+        return [tmp_path / f"cut{suffix}", "-o", tmp_path / f"out{suffix}"]
+    return edit
+
+
+def _registry(text: str) -> Callable[[Path, Path, Path], list[Any]]:
+    def edit(tmp_path: Path, source: Path, model: Path) -> list[Any]:
+        (tmp_path / "broken.json").write_text(text.replace("MISSING", str(tmp_path / "gone.pt")))
+        return [source, "-o", tmp_path / "out.wav", "--registry", tmp_path / "broken.json"]
+    return edit
+
+
+def _torch_list(tmp_path: Path, source: Path, model: Path) -> list[Any]:
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    return [source, "-o", tmp_path / "out.wav", "--model", tmp_path / "list.pt", "--dialogue-classes", "speech"]
+
+
+def _sigterm(tmp_path: Path) -> Any:
+    model = save_tiny_vae(tmp_path / "model.pt", ["speech", "background"])
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"default": "tiny", "models": {
+        "tiny": {"path": str(model), "dialogue_classes": ["speech"]}}}))
+    code, err = terminate_mid_run(tmp_path, registry)
+    line = " | ".join(x for x in err.splitlines() if x.startswith("enhance:"))
+    return f"exit {code}: {line}; left behind: {_enhance_leftovers(tmp_path)}"
+
+
 # ------------------------------------------------------------------------------------------------ the matrix
 
 CASES = [
@@ -194,6 +279,38 @@ CASES = [
      r"^restarted from zero \(Range headers sent: \[None\]\), file intact: True$"),
     ("extract: another archive of the same name and size", _same_size_archive, None,
      r"^re-extracted: a\.txt now holds b'version 2\\n'$"),
+    ("enhance: float input with samples of 1e30", _enhance(_huge), None,
+     r"^exit 2: .*huge\.wav: samples up to 3e\+29 in the block at 0\.00 s .*within ±1000.*; left behind: \[\]$"),
+    ("enhance: a model file with a NaN weight", _enhance(_nan_weights), None,
+     r"^exit 2: .*nan\.pt: weight decoders\.0\.fc\.0\.0\.weight holds 1 NaN or infinite values.*; left behind: \[\]$"),
+    ("enhance: a model trained at 16 kHz, n_fft 256, hop 128",
+     _enhance(_model_settings(sample_rate=16000, clip_samples=16000, stft={"n_fft": 256, "hop_length": 128})),
+     None, r"^exit 0: ; left behind: \['out\.wav'\]$"),
+    ("enhance: a model whose n_fft is no multiple of its hop",
+     _enhance(_model_settings(clip_samples=8550, stft={"n_fft": 400, "hop_length": 150})),
+     None, r"^exit 2: .*other\.pt: n_fft = 400, hop = 150; expected n_fft >= 2 and a multiple of the hop"),
+    ("enhance: output path is a folder", _enhance(lambda d, s, m: [s, "-o", d]), None,
+     r"^exit 2: enhance: error: output .* is a folder; expected a file path"),
+    ("enhance: output extension .txt", _enhance(lambda d, s, m: [s, "-o", d / "out.txt"]), None,
+     r"^exit 2: .*out\.txt has extension '\.txt'; expected an audio extension soundfile writes"),
+    ("enhance: --stems names collide with the output",
+     _enhance(lambda d, s, m: [s, "-o", d / "in.background.wav", "--stems", d]), None,
+     r"^exit 2: .*the output and the background would both be written to .*in\.background\.wav"),
+    ("enhance: --block-seconds nan", _enhance(lambda d, s, m: [s, "-o", d / "out.wav", "--block-seconds", "nan"]), None,
+     r"^exit 2: enhance: error: --block-seconds nan; expected a number of seconds > 0"),
+    ("enhance: a FLAC cut in the middle", _enhance(_cut(".flac")), None,
+     r"^exit 2: .*cut\.flac: cannot decode past \d\.\d\d s of 4\.00 s .*truncated or corrupt; left behind: \[\]$"),
+    ("enhance: a WAV whose header declares more audio than it holds", _enhance(_cut(".wav")), None,
+     r"^exit 2: .*cut\.wav: truncated: its header declares 128000 bytes of audio \(4\.00 s\) but the file ends"),
+    ("enhance: SIGTERM mid-run", _sigterm, None,
+     r"^exit 143: enhance: terminated by SIGTERM; no output written; left behind: \[\]$"),
+    ("enhance: registry that is not valid JSON", _enhance(_registry('{"default": ')), None,
+     r"^exit 2: .*broken\.json: not valid JSON \(Expecting value, line 1 column 13\)"),
+    ("enhance: registry naming a missing model file",
+     _enhance(_registry('{"default": "a", "models": {"a": {"path": "MISSING", "dialogue_classes": ["speech"]}}}')),
+     None, r"^exit 2: .*broken\.json: model 'a' names .*gone\.pt, which does not exist"),
+    ("enhance: --model a torch file holding a list", _enhance(_torch_list), None,
+     r"^exit 2: .*list\.pt: a torch file holding a list; expected a model file"),
 ]
 
 
