@@ -13,8 +13,8 @@ def run(dataset: str, params: str | Path, scenes: str | Path, models: str | Path
         tables: str | Path, timings: str | Path, *, mixtures: str | Path | None = None,
         progress: bool = True) -> dict[str, float | None]:
     """Score the scenes of `dataset` (and, with `mixtures`, the test split's 1-s clips: `enhance` against each
-    model alone, `pipeline.enhance.clip_check`); writes `out/scores.parquet`, `out/metrics.json`, the enhanced audio of one
-    0 dB scene per model (`out/examples/<scene>/<model>.{output,dialogue}.flac`), the tables
+    model alone, `pipeline.enhance.clip_check`); writes `out/scores.parquet`, `out/metrics.json`, the enhanced
+    audio of one 0 dB scene per model (`out/examples/<scene>/<model>.{output,dialogue}.flac`), the tables
     `tables/scenes_<dataset>.{csv,md}` and the real-time factors in `timings/evaluate_scenes@<dataset>.json`
     (outside the DVC outputs: they differ on every run)."""
     import torch
@@ -23,7 +23,7 @@ def run(dataset: str, params: str | Path, scenes: str | Path, models: str | Path
     from pipeline.enhance.registry import streaming_row
     import soundfile as sf
 
-    from pipeline.enhance.clip_check import test_clips
+    from pipeline.enhance.clip_check import read_test_clips
     from pipeline.enhance.scenes import SUMMARY_COLUMNS, Candidate, clip_checks, clip_table, evaluate_scenes, \
         listening_scenes, scene_metrics, scene_summary
     from pipeline.mixing.scenes import load_manifest
@@ -45,7 +45,7 @@ def run(dataset: str, params: str | Path, scenes: str | Path, models: str | Path
     clips = None
     if mixtures is not None:
         count = parsed.evaluate.schedule.forward_mixtures
-        clips = clip_checks(candidates, *test_clips(Path(mixtures), dialogue, count), settings)
+        clips = clip_checks(candidates, *read_test_clips(Path(mixtures), dialogue, count), settings)
     out, tables = Path(out), Path(tables)
     out.mkdir(parents=True, exist_ok=True)
     for (model, scene_id), enhanced in sorted(kept.items()):

@@ -48,9 +48,9 @@ class ClipCheck:
                 "gap_db": self.gap_db}
 
 
-def _improvements(dialogue: np.ndarray, estimate: np.ndarray, mixtures: np.ndarray) -> np.ndarray:
-    return np.array([stem_si_sdr(d, e) - stem_si_sdr(d, m) for d, e, m in
-                     zip(dialogue.astype(np.float64), estimate.astype(np.float64), mixtures.astype(np.float64))])
+def _si_sdr(dialogue: np.ndarray, estimates: np.ndarray) -> np.ndarray:
+    """Per-clip SI-SDR (dB) of `estimates` (N, L) against `dialogue` (N, L)."""
+    return np.array([stem_si_sdr(d, e) for d, e in zip(dialogue.astype(np.float64), estimates.astype(np.float64))])
 
 
 def separate_alone(masker: DialogueMasker, mixtures: np.ndarray) -> np.ndarray:
@@ -81,12 +81,13 @@ def clip_check(masker: DialogueMasker, mixtures: np.ndarray, dialogue: np.ndarra
     if sample_rate != masker.settings.sample_rate:
         raise ValueError(f"clips at {sample_rate} Hz; the model {masker.settings.origin} runs at "
                          f"{masker.settings.sample_rate} Hz")
-    return ClipCheck(alone=_improvements(dialogue, separate_alone(masker, mixtures), mixtures),
-                     enhance=_improvements(dialogue, separate_in_sequence(masker, mixtures, sample_rate, settings),
-                                           mixtures))
+    baseline = _si_sdr(dialogue, mixtures)
+    return ClipCheck(alone=_si_sdr(dialogue, separate_alone(masker, mixtures)) - baseline,
+                     enhance=_si_sdr(dialogue, separate_in_sequence(masker, mixtures, sample_rate, settings))
+                     - baseline)
 
 
-def test_clips(split_dir, dialogue_classes: tuple[str, ...], count: int) -> tuple[np.ndarray, np.ndarray, int]:
+def read_test_clips(split_dir, dialogue_classes: tuple[str, ...], count: int) -> tuple[np.ndarray, np.ndarray, int]:
     """The first `count` mixtures of a test split (N, L), their dialogue stems (the sum of the dialogue classes'
     sources, N × L) and the sample rate."""
     from pipeline.models.data import MixtureSplit

@@ -54,6 +54,9 @@ class Candidate:
     dialogue_classes: tuple[str, ...]
     kind: str
 
+    def masker(self) -> DialogueMasker:
+        return DialogueMasker.load(self.path, list(self.dialogue_classes), kind=self.kind)
+
 
 def enhance_array(masker: DialogueMasker, mixture: np.ndarray, rate: int, settings: SceneEnhance,
                   chunk: int) -> tuple[Enhanced, float]:
@@ -105,8 +108,7 @@ def evaluate_scenes(dataset: str, scenes_dir: Path, candidates: Sequence[Candida
     maskers: dict[str, DialogueMasker] = {}
     for candidate, entry in tqdm(jobs, desc=f"scenes {dataset}", unit="scene", disable=not progress):
         if candidate.name not in maskers:
-            maskers[candidate.name] = DialogueMasker.load(candidate.path, list(candidate.dialogue_classes),
-                                                          kind=candidate.kind)
+            maskers[candidate.name] = candidate.masker()
         masker = maskers[candidate.name]
         dialogue, background, rate = read_scene(Path(scenes_dir) / entry["scene_id"])
         mixture = dialogue + background
@@ -140,8 +142,7 @@ def clip_checks(candidates: Sequence[Candidate], mixtures: np.ndarray, dialogue:
     stream = StreamSettings(settings.update_frames, settings.lookahead_frames)
     checks = {}
     for candidate in candidates:
-        masker = DialogueMasker.load(candidate.path, list(candidate.dialogue_classes), kind=candidate.kind)
-        checks[candidate.name] = check = clip_check(masker, mixtures, dialogue, rate, stream)
+        checks[candidate.name] = check = clip_check(candidate.masker(), mixtures, dialogue, rate, stream)
         if not check.on_target:
             log.warning("model %s: enhance scores %.2f dB dialogue SI-SDRi on the 1-s test clips, the model alone "
                         "%.2f dB (gap %.2f dB; target: lose at most %g dB)", candidate.name, np.median(check.enhance),

@@ -17,8 +17,9 @@ Everything is decided by sample and frame counts, never by chunk boundaries, so 
 the chunk sizes (soxr's streaming resampler is exact across chunks); offline enhancement is this processor fed
 with large blocks. Algorithmic latency at the model rate: (update_frames + lookahead_frames + 1) hops. The more
 look-ahead, the more windows see a frame away from their edges: `OFFLINE` (update 8, look-ahead as far as the
-context allows: 35 frames, 1.02 s for 1-s models; `lookahead_frames=None`) is the setting for files, `LIVE` (1 / 2 frames, 93 ms) keeps within lip-sync tolerance for live television, at a
-cost in quality (README, "Streaming").
+context allows: 35 frames, 1.02 s for 1-s models; `lookahead_frames=None`) is the setting for files; `LIVE`
+(1 / 2 frames, 93 ms) keeps within lip-sync tolerance for live television, at a cost in quality (README,
+"Streaming").
 """
 from __future__ import annotations
 
