@@ -136,9 +136,10 @@ def test_training_lowers_each_objective(trained):
     valid = MixtureSplit(data / "valid")
     for name, settings in params.drnn.configurations("dt").items():
         setup = drnn_setup("dt", name, settings, params, valid.classes, valid.clip_samples)
-        before = evaluate_objective(build_model(setup.shape, setup.seed), valid, setup.objective, 8, torch.device("cpu"))
+        cpu = torch.device("cpu")
+        before = evaluate_objective(build_model(setup.shape, setup.seed), valid, setup.objective, 8, cpu)
         model, info = drnn.load_drnn(drnn.model_file(root / "models" / "dt", name))
-        after = evaluate_objective(model, valid, setup.objective, 8, torch.device("cpu"))
+        after = evaluate_objective(model, valid, setup.objective, 8, cpu)
         assert after["loss"] < before["loss"] and after["reconstruction"] < before["reconstruction"], name
         assert info["objective"] == {"loss": settings.loss, "discriminative": settings.discriminative}
         assert info["step"] == summaries[f"dt-{name}"]["best_step"]
