@@ -1,5 +1,5 @@
 """The DRNN baseline (seed 002): the joint mask layer, the discriminative objective (hand-computed), a tiny training
-run of each objective, model files, and its rows in the evaluation grid and tables."""
+run of each objective (deterministic, resumable), model files, and its rows in the evaluation grid and tables."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,9 +14,11 @@ from pipeline.evaluation.systems import systems_for
 from pipeline.models import drnn
 from pipeline.models.data import MixtureSplit
 from pipeline.models.nmf import save_nmf
+from pipeline.models.train.callbacks import Callback
 from pipeline.models.train.drnn import drnn_setup, train_drnn
 from pipeline.models.train.loop import evaluate_objective
 from pipeline.models.train.setup import build_model
+from pipeline.models.train.state import TrainingState
 from pipeline.reports.training import summarise_training
 from pipeline.testing.datasets import build_tiny_dataset, tiny_training_raw
 from stages.train_drnn import run as train_drnn_stage
@@ -158,6 +160,38 @@ def test_training_is_deterministic(trained, tmp_path):
     first = drnn.load_drnn(drnn.model_file(root / "models" / "dt", "drnn"))[0].state_dict()
     second = drnn.load_drnn(tmp_path / "models" / "drnn" / "model.pt")[0].state_dict()
     assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _InterruptAtStep(Callback):
+    """Stops a run mid-way, after its first checkpoint (as a killed process would: the state after it is lost)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step(self, state: TrainingState) -> None:
+        if state.step == self.step:
+            raise _Interrupted(f"interrupted at step {state.step}")
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(trained, tmp_path, caplog):
+    params, root, data, summaries = trained
+    only_main = dataclasses.replace(params, drnn=dataclasses.replace(params.drnn, ablation_datasets=()))
+    with pytest.raises(_Interrupted):
+        train_drnn("dt", only_main, data, tmp_path / "models", tmp_path / "scratch", progress=False,
+                   callbacks=(_InterruptAtStep(5),))
+    assert not (tmp_path / "models" / "drnn" / "model.pt").exists() and any((tmp_path / "scratch").glob("*/last.pt"))
+    with caplog.at_level("INFO", logger="pipeline.models.train.loop"):
+        resumed = train_drnn("dt", only_main, data, tmp_path / "models", tmp_path / "scratch", progress=False)
+    assert "resuming from" in caplog.text and "at step 3" in caplog.text
+    assert [r.summary for r in resumed] == [summaries["dt-drnn"]]
+    first = drnn.load_drnn(drnn.model_file(root / "models" / "dt", "drnn"))[0].state_dict()
+    second = drnn.load_drnn(tmp_path / "models" / "drnn" / "model.pt")[0].state_dict()
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert not any((tmp_path / "scratch").iterdir())  # cleaned after success
 
 
 def test_model_files_round_trip_and_record_what_made_them(trained, tmp_path):
