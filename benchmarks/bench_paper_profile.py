@@ -16,6 +16,8 @@ Nothing here runs the paper profile itself; it times the library's own code on p
    1,000 steps (validation included) and the `train.schedule.paper` bound (max_steps 300,000, a validation
    every 200 steps). NMF variants (`model: nmf`): their spectrograms loaded and a few full-batch multiplicative
    updates timed on the built train split, scaled to the paper's train size and `nmf.schedule.paper` updates.
+   The DRNN baseline's `train_drnn@<dataset>` stages are not projected here (`benchmarks/bench_training.py` prints
+   the DRNN's step rate at the paper width; README "Baseline: the deep recurrent soft-mask separator").
 3. evaluate@<dataset>: every row of `pipeline.evaluation.systems.systems_for(dataset, paper params)`, each built
    by its registered separator kind (`pipeline.separators.registry.build`) from a model file of the paper's
    shape (untrained weights: timing only), run on a sample of the built test mixtures (one batch of
@@ -412,11 +414,21 @@ def train_projection(figures: dict[str, float]) -> tuple[float, float]:
 
 
 def write_models(dataset: str, paper: Params, classes: list[str], clip_samples: int, models_dir: Path) -> None:
-    """Untrained model files of the paper's shape for every variant of `dataset` (what the separators load)."""
+    """Untrained model files of the paper's shape for every variant of `dataset` and every DRNN configuration
+    trained on it (what the separators load)."""
     from pipeline.models.checkpoint import save_model
+    from pipeline.models.drnn import model_file, save_drnn
     from pipeline.models.train import build_model, resolve_setup
+    from pipeline.models.train.drnn import drnn_setup
 
     from pipeline.models.nmf import save_nmf
+
+    for name, settings in paper.drnn.configurations(dataset).items():
+        setup = drnn_setup(dataset, name, settings, paper, classes, clip_samples)
+        model = build_model(setup.shape, setup.seed)
+        save_drnn(model_file(models_dir, name), model, model.state_dict(), classes, {
+            "variant": setup.name, "stft": dataclasses.asdict(paper.stft),
+            "note": "untrained: bench_paper_profile timing"})
 
     for variant, config in paper.variants.items():
         if config.dataset != dataset or config.model not in TIMED_MODELS:
@@ -467,7 +479,8 @@ def time_evaluation(dataset: str, paper: Params, folder: Path, models_root: Path
     batch = next(iter(split.batches(min(sample, split.size), shuffle=False)))
     n = batch.size
 
-    rows = [r for r in systems_for(dataset, paper) if not r.variant or paper.variants[r.variant].model in TIMED_MODELS]
+    rows = [r for r in systems_for(dataset, paper)  # the DRNN's rows come from params `drnn`, not `variants`
+            if r.kind == "drnn" or not r.variant or paper.variants[r.variant].model in TIMED_MODELS]
     groups: dict[tuple, list] = {}
     for system in rows:
         groups.setdefault(row_group(system), []).append(system)

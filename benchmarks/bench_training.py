@@ -2,11 +2,14 @@
 latent 128, two classes present per mixture, K = 5 and K = 10 classes; full steps (STFT, encoder, the decoders
 of the present classes, loss, backward, Adam).
 
-Three implementations are timed:
+Three implementations of the VAE are timed:
 - `reference`: the straightforward torch.nn implementation (benchmarks/reference_vae.py), one decoder per
   class run on that class's samples: the yardstick the issue's target is set against;
 - `pipeline fp32`: the pipeline's model and objective, float32 (the default, `train.precision: fp32`);
 - `pipeline bf16`: the same under bfloat16 autocast (`train.precision: bf16`).
+Beside them, at the same batch size, the DRNN baseline (seed 002; pipeline/models/drnn.py), source-supervised
+with its main configuration (DRNN-2, joint mask, MSE with the discriminative term) at the demo width
+(`drnn 256`) and the paper width (`drnn 1000`).
 Each run is its own process that trains one model, as a training stage does (with the same CPU runtime
 settings, `pipeline.models.device.pick_device`); runs of the three alternate for several rounds, so that a
 noisy machine slows them alike. Each figure is the best and the median step over all rounds: the best step is
@@ -34,12 +37,13 @@ from benchmarks.reference_vae import ReferenceVAE
 from pipeline.config import StftConfig
 from pipeline.models.data import Batch
 from pipeline.models.device import keep_freed_memory
-from pipeline.models.objective import Objective, compute
+from pipeline.models.drnn import DrnnObjective, DrnnShape
+from pipeline.models.objective import Objective
 from pipeline.models.train import build_model
 from pipeline.models.vae import ModelShape
 
 BATCH = 100
-IMPLEMENTATIONS = ("reference", "pipeline fp32", "pipeline bf16")
+IMPLEMENTATIONS = ("reference", "pipeline fp32", "pipeline bf16", "drnn 256", "drnn 1000")
 
 
 def synthetic_batch(classes: int, batch: int, device: torch.device, seed: int = 0) -> Batch:
@@ -62,6 +66,11 @@ def training_steps(classes: int, device: torch.device, only: str | None = None) 
         if only in (None, f"pipeline {precision}"):
             steps[f"pipeline {precision}"] = _pipeline_step(classes, device, batch, Objective(
                 "class", "mag-kl", beta=10.0, class_weight=1.0, stft=stft, precision=precision))
+    for width in (256, 1000):
+        if only in (None, f"drnn {width}"):
+            steps[f"drnn {width}"] = _objective_step(
+                build_model(DrnnShape(num_classes=classes, bins=stft.bins, width=width), seed=0), device, batch,
+                DrnnObjective("mse", 0.05, stft))
     return steps
 
 
@@ -80,12 +89,18 @@ def _reference_step(classes: int, device: torch.device, batch: Batch, stft: Stft
 
 
 def _pipeline_step(classes: int, device: torch.device, batch: Batch, objective: Objective) -> Callable[[], None]:
-    model = build_model(ModelShape(num_classes=classes), seed=0).to(device).train()
+    return _objective_step(build_model(ModelShape(num_classes=classes), seed=0), device, batch, objective)
+
+
+def _objective_step(model: torch.nn.Module, device: torch.device, batch: Batch,
+                    objective: Objective | DrnnObjective) -> Callable[[], None]:
+    """The training loop's step of `model` under `objective` (its `terms`), with fused Adam."""
+    model = model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), fused=True)
     generator = torch.Generator(device=device).manual_seed(0)
 
     def step() -> None:
-        terms = compute(model, batch, objective, generator)
+        terms = objective.terms(model, batch, generator)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         optimizer.step()
@@ -149,7 +164,8 @@ def main() -> None:
         print(json.dumps(run_worker(args.worker, args.classes, device, args.steps)))
         return
     rounds, steps = (1, 2) if args.quick else (4, 10)
-    print(f"class-supervised training, batch {BATCH}, paper-size network, device {device}"
+    print(f"class-supervised VAE training (paper-size network) and source-supervised DRNN training, batch {BATCH}, "
+          f"device {device}"
           + (f", {args.threads} threads" if device.type == "cpu" else "")
           + f"; {rounds} alternating runs of {steps} steps each"
           + (", glibc malloc defaults" if args.malloc_default else ""))
@@ -157,8 +173,10 @@ def main() -> None:
         results = measure(classes, args, rounds, steps)
         baseline = results["reference"][0]
         for name, (best, median) in results.items():
-            print(f"K = {classes:>2}  {name:<14} best {best:6.0f} mixtures/s   median {median:6.0f}   "
-                  f"({best / baseline:.2f}x reference)", flush=True)
+            versus = f"({best / baseline:.2f}x reference)" if not name.startswith("drnn") else \
+                f"({best / results['pipeline fp32'][0]:.2f}x the VAE fp32)"
+            print(f"K = {classes:>2}  {name:<14} best {best:6.0f} mixtures/s   median {median:6.0f}   {versus}",
+                  flush=True)
     print("issue 3's target on a 2-core CPU: >= 950 mixtures/s at K = 10, where its straightforward "
           "implementation measured ~640/s")
 

@@ -11,6 +11,7 @@ The `corpora` section stays raw here: each built-in corpus module owns the schem
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import re
@@ -403,6 +404,83 @@ class NmfConfig(Section):
     schedule: per_profile(NmfSchedule)  # resolved for the active profile
 
 
+DRNN_RECURRENT = (0, 1, 2, 3, "stacked")
+DRNN_LOSSES = ("mse", "kl")
+DrnnRecurrent = Annotated[Int | Str, rule(lambda v: v in DRNN_RECURRENT,
+                                          "0 (no recurrent layer), 1, 2, 3 (DRNN-k) or stacked")]
+DrnnLoss = Annotated[Str, one_of(*DRNN_LOSSES)]
+Discriminative = Annotated[Float, rule(lambda v: 0 <= v < 0.5, "a weight in [0, 0.5)")]
+OddPositiveInt = Annotated[Int, rule(lambda v: v >= 1 and v % 2 == 1, "an odd number of frames >= 1")]
+
+
+@section
+class DrnnSettings(Section):
+    """What one DRNN configuration trains: objective, mask layer, recurrent layer, input context."""
+
+    loss: DrnnLoss
+    discriminative: Discriminative
+    mask: Bool
+    recurrent: DrnnRecurrent
+    context: OddPositiveInt
+
+
+@section
+class DrnnOverrides(Section):
+    """An ablation: the settings it changes (the others are the main configuration's)."""
+
+    loss: DrnnLoss | None = None
+    discriminative: Discriminative | None = None
+    mask: Bool | None = None
+    recurrent: DrnnRecurrent | None = None
+    context: OddPositiveInt | None = None
+
+
+DRNN_MAIN = "drnn"  # the main configuration's name (its rows: <dataset>.drnn.forward.oracle, ...)
+
+
+@section
+class DrnnConfig(Section):
+    """The deep recurrent soft-mask separator (seed 002; pipeline/models/drnn.py): trained on each of `datasets`
+    (one `train_drnn@<dataset>` stage each), its ablations on those of `ablation_datasets` only."""
+
+    width: per_profile(PositiveInt)        # ReLU units per hidden layer; resolved for the active profile
+    context: OddPositiveInt                # input frames, centred on the frame
+    recurrent: DrnnRecurrent               # DRNN-k: the hidden layer with the recurrent connection
+    mask: Bool                             # the joint mask layer
+    loss: DrnnLoss
+    discriminative: Discriminative         # λ
+    seed: Int
+    schedule: per_profile(Schedule)        # resolved for the active profile
+    datasets: tuple[Name, ...]             # the datasets it trains on (dvc.yaml: one stage each)
+    ablations: dict[Name, DrnnOverrides]
+    ablation_datasets: per_profile(tuple[Name, ...])
+
+    @model_validator(mode="after")
+    def _names(self) -> DrnnConfig:
+        for name in self.ablations:
+            require(name.startswith(f"{DRNN_MAIN}-"), f"a name starting with '{DRNN_MAIN}-'",
+                    key=("ablations", name), value=name)
+        return self
+
+    @property
+    def main(self) -> DrnnSettings:
+        return DrnnSettings(loss=self.loss, discriminative=self.discriminative, mask=self.mask,
+                            recurrent=self.recurrent, context=self.context)
+
+    def configurations(self, dataset: str) -> dict[str, DrnnSettings]:
+        """Every configuration trained on `dataset`, by name: the main one, then (on the ablation datasets)
+        each ablation, its overrides applied to the main settings."""
+        if dataset not in self.datasets:
+            return {}
+        main = self.main
+        found = {DRNN_MAIN: main}
+        if dataset in self.ablation_datasets:
+            for name, overrides in self.ablations.items():
+                changes = {k: v for k, v in dataclasses.asdict(overrides).items() if v is not None}
+                found[name] = dataclasses.replace(main, **changes)
+        return found
+
+
 SUPERVISIONS = ("source", "class")
 VAE_MODELS = ("vae", "ae")        # the paper's network, with and without its variational layer
 MODEL_KINDS = (*VAE_MODELS, "nmf")  # nmf: the NMF baseline (pipeline/models/nmf.py)
@@ -517,6 +595,7 @@ class Params(Section):
     model: ModelConfig
     train: TrainConfig
     nmf: NmfConfig
+    drnn: DrnnConfig
     variants: dict[Name, VariantConfig]
     evaluate: EvaluateConfig
     scenes: ScenesConfig
@@ -537,6 +616,10 @@ class Params(Section):
         for name, variant in self.variants.items():
             require(variant.dataset in self.datasets, f"one of the datasets {sorted(self.datasets)}",
                     key=("variants", name, "dataset"), value=variant.dataset)
+        for key in ("datasets", "ablation_datasets"):
+            for position, name in enumerate(getattr(self.drnn, key)):
+                require(name in self.datasets, f"one of the datasets {sorted(self.datasets)}",
+                        key=("drnn", key, position), value=name)
         for name, settings in self.evaluate.datasets.items():
             require(name in self.datasets, f"one of the datasets {sorted(self.datasets)}",
                     key=("evaluate", "datasets", name), value=name)

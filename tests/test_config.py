@@ -53,6 +53,16 @@ def test_profile_selects_dataset_sizes():
      "model.filters = [128, 128, 256, 512]: expected a list of at most 3 values"),
     (lambda r: r["variants"]["d1-class-vae"].update(loss="wave-snr"),
      "variants.d1-class-vae.loss = 'wave-snr': expected mag-kl with class supervision"),
+    (lambda r: r["drnn"].update(recurrent=4), "drnn.recurrent = 4: expected 0 (no recurrent layer), 1, 2, 3 (DRNN-k) "
+                                              "or stacked"),
+    (lambda r: r["drnn"].update(context=2), "drnn.context = 2: expected an odd number of frames >= 1"),
+    (lambda r: r["drnn"]["ablations"]["drnn-kl"].update(loss="l1"), "drnn.ablations.drnn-kl.loss = 'l1': expected "
+                                                                    "mse or kl"),
+    (lambda r: r["drnn"].update(discriminative=0.5), "drnn.discriminative = 0.5: expected a weight in [0, 0.5)"),
+    (lambda r: r["drnn"]["ablations"].update({"kl": {"loss": "kl"}}),
+     "drnn.ablations.kl = 'kl': expected a name starting with 'drnn-'"),
+    (lambda r: r["drnn"]["ablation_datasets"].update(demo=["d9"]),
+     "drnn.ablation_datasets.0 = 'd9': expected one of the datasets ['d1', 'd2', 'd3', 'd4']"),
     (lambda r: r["evaluate"]["datasets"]["d2"].update(speech=["dialogue"]),
      "evaluate.datasets.d2.speech = ['dialogue']: expected classes of d2: ['speech', 'background']"),
     # Strict types: a number written as a string is refused, not coerced; so is a boolean where a number belongs.

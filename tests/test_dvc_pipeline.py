@@ -49,6 +49,9 @@ def tiny_pipeline_params(params: dict) -> dict:
                                                    "paper": {"max_steps": 4, "validate_every": 2}})
     params["variants"] = {k: v for k, v in params["variants"].items()
                           if k in ("d1-source-vae", "d2-source-vae", "d2-class-vae", "d3-class-vae", "d4-wave-snr")}
+    params["drnn"].update(width={"demo": 8, "paper": 8}, ablations={"drnn-kl": {"loss": "kl", "discriminative": 0.0}},
+                          schedule={"demo": {"max_steps": 2, "validate_every": 1},
+                                    "paper": {"max_steps": 2, "validate_every": 1}})
     params["evaluate"].update(batch_size=6, examples=1,
                               schedule={"demo": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3},
                                         "paper": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3}})
@@ -84,7 +87,8 @@ def first_run(project) -> str:
 
 
 def test_repro_builds_everything(project, first_run):
-    assert {"fetch@sc09", "prepare@grid", "mix@d1", "train@d2-class-vae", "evaluate@d3", "scenes@d2",
+    assert {"fetch@sc09", "prepare@grid", "mix@d1", "train@d2-class-vae", "train_drnn@d1", "train_drnn@d4",
+            "evaluate@d3", "scenes@d2",
             "evaluate_scenes@d3", "select_model", "training_summary", "report"} <= _ran_stages(first_run)
     for dataset in ("d1", "d2", "d3", "d4"):
         assert read_manifest(project / "data" / "mixtures" / dataset / "train")["rows"] == 24
@@ -93,6 +97,10 @@ def test_repro_builds_everything(project, first_run):
         assert (project / "reports" / "tables" / f"{dataset}.md").is_file()
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     assert "d2.class-vae.inverse_joint.classify.sdr_median" in metrics and list(metrics) == sorted(metrics)
+    assert {"d1.drnn.forward.oracle.gnsdr", "d1.drnn-kl.forward.oracle.sdr_median", "d3.drnn.forward.classify.gsir"} \
+        <= set(metrics) and "d2.drnn-kl.forward.oracle.sdr_median" not in metrics
+    assert (project / "data" / "models" / "d1" / "drnn" / "drnn-kl" / "model.pt").is_file()
+    assert "| d1-drnn-kl |" in (project / "reports" / "training_summary.md").read_text()
     assert "scenes.d2.d2-source-vae.0dB.dialogue_si_sdri" in metrics
     assert "scenes.d3.d3-class-vae.+6dB.remix_fidelity" in metrics
     assert (project / "data" / "models" / "d2" / "d2-class-vae" / "model.pt").is_file()
@@ -115,14 +123,28 @@ def test_changing_one_dataset_reruns_only_its_branch_and_diffs_show_it(project, 
     params["datasets"]["d2"]["seed"] = 99
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ran = _ran_stages(_dvc("repro", cwd=project))
-    assert {"mix@d2", "train@d2-source-vae", "train@d2-class-vae", "evaluate@d2", "evaluate_scenes@d2",
-            "report"} <= ran
-    assert not ran & {"mix@d1", "mix@d3", "train@d1-source-vae", "train@d3-class-vae", "evaluate@d1", "evaluate@d3",
-                      "scenes@d2", "scenes@d3", "evaluate_scenes@d3"}
+    assert {"mix@d2", "train@d2-source-vae", "train@d2-class-vae", "train_drnn@d2", "evaluate@d2",
+            "evaluate_scenes@d2", "report"} <= ran
+    assert not ran & {"mix@d1", "mix@d3", "train@d1-source-vae", "train@d3-class-vae", "train_drnn@d1",
+                      "evaluate@d1", "evaluate@d3", "scenes@d2", "scenes@d3", "evaluate_scenes@d3"}
     diff = json.loads(_dvc("metrics", "diff", "HEAD", "--json", cwd=project))
     assert any(key.startswith("d2.") for key in diff.get("reports/metrics.json", {}))
     assert not any(key.startswith("d1.") for key in diff.get("reports/metrics.json", {}))
     _dvc("plots", "diff", "HEAD", "--json", cwd=project)
+
+
+def test_a_drnn_parameter_retrains_the_drnn_and_no_vae(project, first_run):
+    path = project / "params.yaml"
+    before = path.read_text()
+    params = yaml.safe_load(before)
+    params["drnn"]["discriminative"] = 0.1
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        changed = set(json.loads(_dvc("status", "--json", cwd=project)))
+    finally:
+        path.write_text(before)
+    assert {"train_drnn@d1", "train_drnn@d4", "evaluate@d2"} <= changed
+    assert not any(stage.startswith("train@") for stage in changed), changed
 
 
 def test_dag_names_every_stage(project):

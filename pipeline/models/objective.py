@@ -44,6 +44,10 @@ class Objective:
         """The context the network runs in: bfloat16 autocast for `bf16`, plain float32 otherwise."""
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
+    def terms(self, model: NonNegativeVAE, batch: Batch, generator: torch.Generator | None = None) -> "LossTerms":
+        """The objective on one batch (`compute`): what the training loop calls for any objective."""
+        return compute(model, batch, self, generator)
+
 
 @dataclass(frozen=True)
 class LossTerms:

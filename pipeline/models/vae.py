@@ -48,6 +48,10 @@ class ModelShape:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def build(self) -> "NonNegativeVAE":
+        """A freshly initialised network of this shape (from the global RNG; see train.setup.build_model)."""
+        return NonNegativeVAE(self)
+
 
 class StableBatchNorm1d(nn.BatchNorm1d):
     """Batch norm that falls back to its running statistics for a single-item batch in training.

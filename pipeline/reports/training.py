@@ -85,7 +85,7 @@ def read_curves(reports_dir: Path) -> dict[str, list[dict[str, float]]]:
 
 def summarise_training(reports_dir: Path, summary_path: Path, curves_path: Path) -> str:
     """Write the Markdown summary and the curves page; returns the Markdown."""
-    summaries = {folder.name: read_summary(reports_dir, folder.name) for folder in _variant_folders(reports_dir)}
+    summaries = {folder.name: read_summary(folder.parent, folder.name) for folder in _variant_folders(reports_dir)}
     if not summaries:
         raise FileNotFoundError(f"no training summaries (<variant>/metrics.json) in {reports_dir}; "
                                 f"run the train stages first")
@@ -103,6 +103,14 @@ def summarise_training(reports_dir: Path, summary_path: Path, curves_path: Path)
 
 
 def _variant_folders(reports_dir: Path) -> list[Path]:
+    """Every variant's dvclive folder: `<reports_dir>/<variant>/`, or one level down in a group folder of one
+    stage that trains several (`<reports_dir>/drnn-<dataset>/<variant>/`), sorted by variant name."""
     if not Path(reports_dir).is_dir():
         return []
-    return sorted(p for p in Path(reports_dir).iterdir() if (p / "metrics.json").is_file())
+    found = []
+    for child in Path(reports_dir).iterdir():
+        if (child / "metrics.json").is_file():
+            found.append(child)
+        elif child.is_dir():
+            found += [p for p in child.iterdir() if (p / "metrics.json").is_file()]
+    return sorted(found, key=lambda p: p.name)

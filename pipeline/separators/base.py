@@ -164,8 +164,9 @@ class Kind:
     """A registered separator kind.
 
     rows(dataset, params, variant): its rows of the evaluation grid, for the dataset itself (variant None:
-    systems without a trained model) or for one variant trained on it (empty when the variant is not its kind
-    of model); build(system, context): the separator of one of its rows; window(model file, device): the
+    systems without a trained model, and systems trained per dataset from their own params section rather than
+    from `variants`, as the DRNN baseline) or for one variant trained on it (empty when the variant is not its
+    kind of model); build(system, context): the separator of one of its rows; window(model file, device): the
     streaming entry point of `enhance`, for kinds that have one.
     """
 

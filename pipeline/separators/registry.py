@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import Params
-from pipeline.separators import nmf, references, vae
+from pipeline.separators import drnn, nmf, references, vae
 from pipeline.separators.base import BuildContext, Kind, Separator, System, WindowSeparator
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
@@ -19,6 +19,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     vae.FORWARD,
     vae.INVERSE,
     nmf.NMF,
+    drnn.DRNN,
 )}
 DEFAULT_STREAM_KIND = vae.FORWARD_KIND  # the kind of every model file written before kinds were recorded
 
@@ -31,8 +32,9 @@ def kind(name: str) -> Kind:
 
 
 def grid(dataset: str, params: Params) -> list[System]:
-    """Every row evaluated on `dataset`: the rows without a model first, then each variant trained on it
-    (sorted by name), each group in the order of `KINDS`."""
+    """Every row evaluated on `dataset`: the dataset's own rows first (those without a model, then the DRNN's,
+    trained per dataset from params `drnn`), then each variant trained on it (sorted by name), each group in the
+    order of `KINDS`."""
     rows = [row for entry in KINDS.values() for row in entry.rows(dataset, params, None)]
     for variant, config in sorted(params.variants.items()):
         if config.dataset == dataset:

@@ -55,8 +55,14 @@ def repo_params_raw() -> dict[str, Any]:
 
 
 def with_datasets(raw: dict[str, Any], datasets: dict[str, Any]) -> dict[str, Any]:
-    """Replace the datasets of a params mapping; variants, evaluation and scene settings of the old ones are dropped."""
+    """Replace the datasets of a params mapping; variants, DRNN, evaluation and scene settings of the old ones are
+    dropped."""
     raw["datasets"] = datasets
+    drnn = raw.get("drnn")
+    if drnn is not None:
+        drnn["datasets"] = [name for name in drnn["datasets"] if name in datasets]
+        drnn["ablation_datasets"] = {profile: [name for name in names if name in datasets]
+                                     for profile, names in drnn["ablation_datasets"].items()}
     raw["variants"] = {k: v for k, v in raw.get("variants", {}).items() if v["dataset"] in datasets}
     raw["evaluate"]["datasets"] = {k: v for k, v in raw["evaluate"]["datasets"].items() if k in datasets}
     raw["scenes"]["datasets"] = [name for name in raw["scenes"]["datasets"] if name in datasets]

@@ -13,7 +13,8 @@ from pipeline.corpora.recipes import fetch_corpus, list_recordings
 from pipeline.corpora.registry import RECIPES, corpus_config, recipe, validate_corpora
 from pipeline.orchestration.downloads import planned_downloads
 from pipeline.shards import file_sha256
-from pipeline.testing.audio import REPO_ROOT, noise, repo_params_raw, tone, write_sc09_layout, write_wav
+from pipeline.testing.audio import (REPO_ROOT, noise, repo_params_raw, tone, with_datasets, write_sc09_layout,
+                                    write_wav)
 
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens there: a fetch passes only when the cache already holds the file
 
@@ -72,12 +73,8 @@ def test_a_bad_corpus_section_names_the_dotted_key_the_value_and_what_was_expect
 def test_a_corpus_without_a_section_cannot_be_fetched_or_listed(tmp_path):
     raw = repo_params_raw()
     del raw["corpora"]["grid"]
-    for dataset in ("d2", "d3"):  # the datasets that draw from grid
-        del raw["datasets"][dataset]
-    raw["variants"] = {name: v for name, v in raw["variants"].items() if v["dataset"] not in ("d2", "d3")}
-    raw["evaluate"]["datasets"] = {name: e for name, e in raw["evaluate"]["datasets"].items()
-                                   if name not in ("d2", "d3")}
-    raw["scenes"]["datasets"] = []
+    # without d2 and d3, the datasets that draw from grid (and their variants, DRNN, evaluation and scenes)
+    with_datasets(raw, {name: spec for name, spec in raw["datasets"].items() if name not in ("d2", "d3")})
     params = parse_params(raw)
     assert set(validate_corpora(params)) == {"sc09", "movie_sfx"}
     with pytest.raises(ConfigError, match=r"^corpora\.grid: missing"):

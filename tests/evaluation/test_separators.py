@@ -71,11 +71,11 @@ def test_a_kind_whose_outputs_need_a_permutation_search_is_refused(dataset, tmp_
 
 
 def test_the_registry_refuses_an_unknown_kind_naming_the_known_ones():
-    with pytest.raises(ValueError, match="unknown separator kind 'drnn'; known kinds: oracle-mask, mixture, "
-                                         "vae-forward, vae-inverse, nmf"):
-        registry.kind("drnn")
-    with pytest.raises(ValueError, match="unknown separator kind 'drnn'"):
-        registry.build(System("drnn", "forward", "oracle", kind="drnn"), None)
+    with pytest.raises(ValueError, match="unknown separator kind 'deep-clustering'; known kinds: oracle-mask, "
+                                         "mixture, vae-forward, vae-inverse, nmf, drnn"):
+        registry.kind("deep-clustering")
+    with pytest.raises(ValueError, match="unknown separator kind 'deep-clustering'"):
+        registry.build(System("dc", "forward", "oracle", kind="deep-clustering"), None)
 
 
 def test_a_kind_without_a_streaming_entry_point_is_refused_for_enhance(tmp_path):

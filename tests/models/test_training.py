@@ -210,7 +210,7 @@ def test_nan_loss_stops_with_step_and_checkpoint_and_saves_no_model(tiny, tmp_pa
                                                   terms.classification)
         return terms
 
-    monkeypatch.setattr("pipeline.models.train.ddp.compute", poisoned)
+    monkeypatch.setattr("pipeline.models.objective.compute", poisoned)  # what every `Objective.terms` calls
     with pytest.raises(TrainingDivergedError, match=r"loss is nan at step 5; last good checkpoint: .*last\.pt \(step 3\)"):
         train_variant("dt-source", params, data, tmp_path / "m", tmp_path / "s", progress=False)
     assert not (tmp_path / "m" / "model.pt").exists()

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from pipeline.models.data import Batch
-from pipeline.models.objective import Objective, compute
+from pipeline.models.objective import Objective
 from pipeline.models.vae import NonNegativeVAE
 
 RANK_SEED_STRIDE = 1_000_003  # rank r draws its noise from seed + r * stride; rank 0 that of a single process
@@ -57,7 +57,7 @@ class ObjectiveModule(torch.nn.Module):
 
     def forward(self, mixture: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor | None,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
-        terms = compute(self.model, Batch(mixture, labels, sources), self.objective, generator)
+        terms = self.objective.terms(self.model, Batch(mixture, labels, sources), generator)
         return terms.total, terms.reconstruction, terms.kl, terms.classification
 
 

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.models.data import MixtureSplit
-from pipeline.models.objective import Objective, compute
+from pipeline.models.objective import Objective
 from pipeline.models.train import ddp
 from pipeline.models.train.callbacks import Callback
 from pipeline.models.train.resume import load_checkpoint, save_checkpoint
@@ -37,7 +37,7 @@ def evaluate_objective(model: NonNegativeVAE, split: MixtureSplit, objective: Ob
     model.eval()
     sums: dict[str, float] = {}
     for batch in split.batches(batch_size, shuffle=False, with_sources=objective.needs_sources):
-        terms = compute(model, batch.to(device), objective).as_floats()
+        terms = objective.terms(model, batch.to(device)).as_floats()
         for key, value in terms.items():
             sums[key] = sums.get(key, 0.0) + value * batch.size
     return {key: value / split.size for key, value in sums.items()}

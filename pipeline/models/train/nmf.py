@@ -21,7 +21,7 @@ from pipeline.features.stft import stft
 from pipeline.models import nmf
 from pipeline.models.data import MixtureSplit
 from pipeline.models.device import pick_device
-from pipeline.models.train.run import TrainingResult, data_checksums
+from pipeline.models.train.run import TrainingResult, data_checksums, training_splits
 
 log = logging.getLogger(__name__)
 BATCH = 256  # mixtures per STFT batch while loading
@@ -50,10 +50,7 @@ def train_nmf(name: str, params: Params, data_dir: Path, out_dir: Path, progress
     variant, config = params.variants[name], params.nmf
     schedule = config.schedule
     device = pick_device(params.train.device)
-    train, valid = MixtureSplit(Path(data_dir) / "train"), MixtureSplit(Path(data_dir) / "valid")
-    for split_name, split in (("train", train), ("valid", valid)):
-        if split.size == 0:
-            raise ValueError(f"the {split_name} split of {data_dir} is empty; training needs mixtures in it")
+    train, valid = training_splits(data_dir)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     magnitudes, labels = spectrograms(train, params, variant.supervision, device)
     valid_magnitudes, valid_labels = spectrograms(valid, params, variant.supervision, device)

@@ -45,12 +45,7 @@ def train_variant(name: str, params: Params, data_dir: Path, out_dir: Path, scra
         from pipeline.models.train.nmf import train_nmf  # deferred: it builds on this module's TrainingResult
 
         return train_nmf(name, params, Path(data_dir), Path(out_dir), progress)
-    cache = params.train.cache_mb << 20
-    train_split = MixtureSplit(Path(data_dir) / "train", cache_bytes=cache)
-    valid_split = MixtureSplit(Path(data_dir) / "valid", cache_bytes=cache)
-    for split_name, split in (("train", train_split), ("valid", valid_split)):
-        if split.size == 0:
-            raise ValueError(f"the {split_name} split of {data_dir} is empty; training needs mixtures in it")
+    train_split, valid_split = training_splits(data_dir, params.train.cache_mb << 20)
     setup = resolve_setup(name, params, train_split.classes, train_split.clip_samples)
     rank, world_size = ddp.world()
     if world_size > 1 and min(setup.batch_size, train_split.size) < world_size:
@@ -76,6 +71,16 @@ def train_variant(name: str, params: Params, data_dir: Path, out_dir: Path, scra
     save_model(Path(out_dir) / "model.pt", loop.model, loop.best_state, info)
     shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+def training_splits(data_dir: Path, cache_bytes: int = 1 << 30) -> tuple[MixtureSplit, MixtureSplit]:
+    """The train and valid splits of a mixture dataset (decoded data kept up to `cache_bytes` each); ValueError
+    naming a split that is empty."""
+    splits = MixtureSplit(Path(data_dir) / "train", cache_bytes), MixtureSplit(Path(data_dir) / "valid", cache_bytes)
+    for split_name, split in zip(("train", "valid"), splits):
+        if split.size == 0:
+            raise ValueError(f"the {split_name} split of {data_dir} is empty; training needs mixtures in it")
+    return splits
 
 
 def data_checksums(data_dir: Path) -> list[str]:

@@ -4,14 +4,29 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from pipeline.config import Params
 from pipeline.models.checkpoint import MODEL_FORMAT
-from pipeline.models.objective import Objective
-from pipeline.models.vae import ModelShape, NonNegativeVAE
+from pipeline.models.objective import LossTerms, Objective
+from pipeline.models.vae import ModelShape
+
+
+class NetworkShape(Protocol):
+    """A network's sizes as the training loop needs them: a frozen dataclass that builds the network."""
+
+    def build(self) -> torch.nn.Module: ...
+
+
+class TrainingObjective(Protocol):
+    """What the training loop asks of an objective (`Objective` is the VAE's; `DrnnObjective` the DRNN's)."""
+
+    @property
+    def needs_sources(self) -> bool: ...
+
+    def terms(self, model: Any, batch: Any, generator: torch.Generator | None = None) -> LossTerms: ...
 
 
 @dataclass(frozen=True)
@@ -20,8 +35,8 @@ class TrainingSetup:
 
     name: str
     dataset: str
-    shape: ModelShape
-    objective: Objective
+    shape: ModelShape | NetworkShape      # the VAE's, or another network's (the DRNN baseline's)
+    objective: Objective | TrainingObjective
     batch_size: int
     learning_rate: float
     patience: int
@@ -61,8 +76,9 @@ def resolve_setup(name: str, params: Params, classes: list[str], clip_samples: i
                          shuffle_groups=train.shuffle_groups)
 
 
-def build_model(shape: ModelShape, seed: int) -> NonNegativeVAE:
-    """A freshly initialised model; the initialisation depends only on `seed` (global RNG state is restored)."""
+def build_model(shape: NetworkShape, seed: int) -> torch.nn.Module:
+    """A freshly initialised model of `shape` (the VAE's, or another network's such as the DRNN baseline's); the
+    initialisation depends only on `seed` (global RNG state is restored)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return NonNegativeVAE(shape)
+        return shape.build()
