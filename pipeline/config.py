@@ -341,9 +341,11 @@ class DatasetConfig(Section):
         for name, sources in self.classes.items():
             require(len(sources) > 0, "at least one corpus", key=("classes", name), value=list(sources))
         for size in self.mixture_sizes:
-            require(2 <= size <= len(self.classes),
-                    f"a mixture size between 2 and the number of classes ({len(self.classes)})",
+            require(1 <= size <= len(self.classes),
+                    f"a mixture size between 1 (solo segments) and the number of classes ({len(self.classes)})",
                     key=("mixture_sizes", size), value=size)
+        require(bool(self.separation_sizes), "at least one size of 2 or more (test mixtures need something to "
+                "separate)", key=("mixture_sizes",), value=dict(self.mixture_sizes))
         low, high = self.source_gain_db
         require(low <= high, "[low, high] with low <= high", key=("source_gain_db",), value=list(self.source_gain_db))
         return self
@@ -351,6 +353,12 @@ class DatasetConfig(Section):
     @property
     def class_names(self) -> tuple[str, ...]:
         return tuple(self.classes)
+
+    @property
+    def separation_sizes(self) -> tuple[int, ...]:
+        """The mixture sizes of 2 or more: the test split's, and the class combinations separators consider.
+        Solo segments (size 1) belong to the training and validation splits only."""
+        return tuple(sorted(size for size in self.mixture_sizes if size >= 2))
 
 
 @section
@@ -497,6 +505,9 @@ class VariantConfig(Section):
     loss: Annotated[Str, one_of(*LOSSES)] = "mag-kl"
     beta: NonNegativeFloat | None = None
     patience: PositiveInt | None = None
+    # the share of solo segments (one class alone, with its one-hot label) among the training rows; the dataset's
+    # mixture_sizes must hold enough of them (size 1). 0: mixtures of two or more classes only, as in the paper.
+    solo_share: Annotated[Float, rule(lambda v: 0 <= v < 1, "in [0, 1)")] = 0.0
 
     @model_validator(mode="after")
     def _loss_fits_supervision(self) -> VariantConfig:

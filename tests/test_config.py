@@ -37,11 +37,11 @@ def test_profile_selects_dataset_sizes():
     (lambda r: r["datasets"]["d1"]["classes"]["zero"][0].update(corpus="nope"),
      "datasets.d1.classes.zero.corpus = 'nope': expected one of the corpora ['grid', 'movie_sfx', 'sc09']"),
     (lambda r: r["datasets"]["d1"].update(mixture_sizes={7: 1.0}),
-     "datasets.d1.mixture_sizes.7 = 7: expected a mixture size between 2 and the number of classes (5)"),
+     "datasets.d1.mixture_sizes.7 = 7: expected a mixture size between 1 (solo segments) and the number of classes (5)"),
     (lambda r: r["datasets"]["d1"]["sizes"]["demo"].update(train=-3),
      "datasets.d1.sizes.demo.train = -3: expected a non-negative integer"),
     (lambda r: r["datasets"]["d2"]["sizes"].pop("demo"),
-     "datasets.d2.sizes = {'paper': {'train': 15000, 'valid': 1875, 'test': 1875}}: expected an entry for profile "
+     "datasets.d2.sizes = {'paper': {'train': 20000, 'valid': 2500, 'test': 1875}}: expected an entry for profile "
      "'demo' (have ['paper'])"),
     (lambda r: r["datasets"]["d2"].update(allow_reuse="yes"),
      "datasets.d2.allow_reuse = 'yes': expected true or false"),

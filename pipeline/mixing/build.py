@@ -181,6 +181,7 @@ def _split_sheet(plan: MixturePlan, candidates: dict, stats: SplitStats) -> dict
         "mixtures": stats.mixtures,
         "mixtures_per_class": {c: stats.per_class.get(c, 0) for c in plan.class_names},
         "mixtures_per_combination": dict(sorted(stats.per_combination.items())),
+        "solo_segments": int((plan.num_sources == 1).sum()),  # one class alone: training and validation only
         "clips_available_per_class": {c: int(len(candidates[c])) for c in plan.class_names},
         "clips_used": int(len(plan.clip_ids)),
         "clip_uses_max": int(uses.max()) if uses.size else 0,

@@ -44,10 +44,15 @@ def split_rng(seed: int, split: str, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLITS.index(split), stream])
 
 
-def combination_sequence(config: DatasetConfig, count: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
-    """The class combination of each mixture: every combination of a size in turn, sizes in their shares."""
+def combination_sequence(config: DatasetConfig, count: int, rng: np.random.Generator, split: str = "train"
+                         ) -> list[tuple[int, ...]]:
+    """The class combination of each mixture: every combination of a size in turn, sizes in their shares.
+
+    Solo segments (size 1) go to the training and validation splits only: the test split mixes the sizes of 2
+    or more, so adding solo segments to a dataset leaves its test split as it was.
+    """
     k = len(config.classes)
-    sizes = sorted(config.mixture_sizes)
+    sizes = list(config.separation_sizes) if split == "test" else sorted(config.mixture_sizes)
     shares = np.array([config.mixture_sizes[s] for s in sizes], dtype=np.float64)
     counts = _largest_remainder(count, shares / shares.sum())
     sequence: list[tuple[int, ...]] = []
@@ -69,7 +74,7 @@ def plan_split(name: str, config: DatasetConfig, split: str, candidates: dict[st
     """
     count = config.sizes.of(split)
     classes = config.class_names
-    combos = combination_sequence(config, count, split_rng(config.seed, split, 0))
+    combos = combination_sequence(config, count, split_rng(config.seed, split, 0), split)
     width = max(config.mixture_sizes)
     source_class = np.full((count, width), -1, dtype=np.int64)
     num_sources = np.zeros(count, dtype=np.int64)

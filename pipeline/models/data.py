@@ -51,19 +51,25 @@ class _Group:
 
 
 class MixtureSplit:
-    """One split of a mixture dataset (a folder written by the mix stage)."""
+    """One split of a mixture dataset (a folder written by the mix stage).
 
-    def __init__(self, directory: str | Path, cache_bytes: int = 1 << 30):
+    Solo segments (rows of one class: a clip alone with its one-hot label) are served only when asked for:
+    `solo_rows=None` serves every row, an integer n every mixture of two or more classes and the first n solo
+    segments in storage order (the mix stage already shuffled them); 0, the default, none of them.
+    """
+
+    def __init__(self, directory: str | Path, cache_bytes: int = 1 << 30, solo_rows: int | None = 0):
         self.directory = Path(directory)
         manifest = read_manifest(self.directory)
         meta = manifest["metadata"]
         self.classes: list[str] = list(meta["classes"])
         self.sample_rate: int = int(meta["sample_rate"])
         self.clip_samples: int = int(meta["clip_samples"])
-        self.size: int = int(manifest["rows"])
         self.groups: list[tuple[Path, int]] = []
         for path in shard_paths(self.directory):  # verified against the manifest
             self.groups.extend((path, g) for g in range(pq.ParquetFile(path).num_row_groups))
+        self.solo_available, self._rows = self._select_rows(solo_rows)
+        self.size: int = sum(len(rows) for rows in self._rows)
         self.cache_bytes = cache_bytes
         self._cache: dict[int, _Group] = {}
         self._cached_bytes = 0
@@ -71,6 +77,34 @@ class MixtureSplit:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def solo_served(self) -> int:
+        """How many of the rows served are solo segments."""
+        return self.size - self.multi_class_rows
+
+    def _select_rows(self, solo_rows: int | None) -> tuple[int, list[np.ndarray]]:
+        """(solo segments in the split, the row indices served from each row group)."""
+        counts = []
+        for path, group in self.groups:
+            labels = audio_matrix(pq.ParquetFile(path).read_row_group(group, columns=["labels"]).column("labels"))
+            counts.append((labels > 0.5).sum(axis=1))
+        solo = [np.flatnonzero(c == 1) for c in counts]
+        available = sum(len(s) for s in solo)
+        if solo_rows is not None and solo_rows > available:
+            raise ValueError(f"{self.directory} holds {available} solo segments, {solo_rows} were asked for; "
+                             "raise the share of size 1 in the dataset's mixture_sizes")
+        self.multi_class_rows = sum(int((c >= 2).sum()) for c in counts)
+        rows, budget = [], solo_rows
+        for c, s in zip(counts, solo):
+            keep = c != 1
+            if budget is None:
+                keep[:] = True
+            else:
+                keep[s[:budget]] = True
+                budget -= min(budget, len(s))
+            rows.append(np.flatnonzero(keep))
+        return available, rows
 
     def num_batches(self, batch_size: int, drop_last: bool) -> int:
         return self.size // batch_size if drop_last else -(-self.size // batch_size)
@@ -86,8 +120,8 @@ class MixtureSplit:
         order = rng.permutation(len(self.groups)) if shuffle else np.arange(len(self.groups))
         pending: list[tuple[_Group, int]] = []  # (group, row) not yet served
         for start in range(0, len(order), shuffle_groups):
-            window = [self._group(int(g)) for g in order[start:start + shuffle_groups]]
-            rows = [(group, r) for group in window for r in range(group.mixture.shape[0])]
+            rows = [(group, int(r)) for g in order[start:start + shuffle_groups] for group in [self._group(int(g))]
+                    for r in self._rows[int(g)]]
             if shuffle:
                 rows = [rows[i] for i in rng.permutation(len(rows))]
             pending.extend(rows)

@@ -71,3 +71,23 @@ def plot_latency_study(rows: Sequence[dict[str, float]], path: str | Path, title
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_solo_study(curves: dict[str, Sequence[tuple[float, float]]], references: dict[str, float],
+                    path: str | Path, title: str) -> Path:
+    """SDR against the share of solo segments in class-supervised training, one line per model kind (VAE, NMF);
+    the source-trained model of each kind as a dashed line of the same colour."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.6), dpi=110)
+    for i, (kind, points) in enumerate(sorted(curves.items())):
+        color = f"C{i}"
+        shares, sdr = zip(*sorted(points))
+        ax.plot([100 * s for s in shares], sdr, marker="o", color=color, label=f"class-trained {kind}")
+        if references.get(kind) is not None:
+            ax.axhline(references[kind], color=color, ls="--", lw=1, label=f"source-trained {kind}")
+    ax.set_xlabel("solo segments in training (% of rows)")
+    ax.set_ylabel("SDR, median over test sources (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)

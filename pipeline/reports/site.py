@@ -33,6 +33,7 @@ from pipeline.reports.figures import FIGURES, ORACLE, log_spectrogram, paper_fig
 from pipeline.reports.paper import compare_with_paper, profile_banner, trained_variants, write_comparison
 from pipeline.reports.scenes import FIGURE as SCENE_FIGURE
 from pipeline.reports.scenes import merge_scene_metrics, read_scene_evaluations, scene_figure, scene_section
+from pipeline.reports.solo import solo_study_figure
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,14 @@ def build_report(params: Params, evaluation_dir: str | Path, out_dir: str | Path
         written[spec.name] = paper_figure(spec, evaluation.scores, out / PLOTS, params.profile, loss_of)
         figures.setdefault(spec.dataset, []).append((f"{PLOTS}/{spec.filename}", f"{spec.title}. {FIGURE_NOTE}"))
         log.info("wrote %s", written[spec.name])
+
+    for name in evaluations:
+        filename = f"solo_segments_{name}.png"
+        if solo_study_figure(params, metrics, name, out / PLOTS / filename) is not None:
+            written[f"solo_segments_{name}"] = out / PLOTS / filename
+            figures.setdefault(name, []).append((f"{PLOTS}/{filename}", "Class supervision with solo segments: "
+                                                 "SDR against their share in training (forward inference, oracle "
+                                                 "classes), the source-trained model as a dashed line."))
 
     if scene_evaluations:
         gains = params.scenes.enhance

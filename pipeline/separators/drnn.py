@@ -86,7 +86,7 @@ def build(system: System, context: BuildContext) -> DrnnSeparator:
     params = context.params
     candidates = None
     if system.classes != "oracle":
-        candidates = all_combinations(len(context.classes), sorted(params.datasets[context.dataset].mixture_sizes))
+        candidates = all_combinations(len(context.classes), params.datasets[context.dataset].separation_sizes)
     metadata = Metadata(supervision="source", classes="oracle" if candidates is None else "estimated")
     return DrnnSeparator(load(context, system.training), params.stft, candidates, metadata,
                          params.evaluate.schedule.forward_mixtures)

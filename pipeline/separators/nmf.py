@@ -58,7 +58,7 @@ def build(system: System, context: BuildContext) -> NmfSeparator:
                          f"split has {context.classes}: retrain {system.variant}")
     candidates = None
     if system.classes != "oracle":
-        sizes = sorted(params.datasets[context.dataset].mixture_sizes)
+        sizes = params.datasets[context.dataset].separation_sizes
         candidates = all_combinations(len(context.classes), sizes)
     metadata = Metadata(supervision=params.variants[system.variant].supervision,
                         classes="oracle" if system.classes == "oracle" else "estimated")

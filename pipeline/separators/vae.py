@@ -179,7 +179,7 @@ def build_inverse(system: System, context: BuildContext) -> InverseSeparator:
     params = context.params
     combinations = None
     if system.inverse == "exhaustive":
-        sizes = sorted(params.datasets[context.dataset].mixture_sizes)
+        sizes = params.datasets[context.dataset].separation_sizes
         combinations = all_combinations(len(context.classes), sizes).to(context.device)
     return InverseSeparator(load_vae(context, system.variant), params.stft, inverse_config(params, system.variant),
                             combinations, _metadata(system, params), params.evaluate.schedule.inverse_mixtures)

@@ -21,7 +21,7 @@ from pipeline.features.stft import stft
 from pipeline.models import nmf
 from pipeline.models.data import MixtureSplit
 from pipeline.models.device import pick_device
-from pipeline.models.train.run import TrainingResult, data_checksums, training_splits
+from pipeline.models.train.run import TrainingResult, data_checksums, solo_segments, training_splits
 
 log = logging.getLogger(__name__)
 BATCH = 256  # mixtures per STFT batch while loading
@@ -50,7 +50,7 @@ def train_nmf(name: str, params: Params, data_dir: Path, out_dir: Path, progress
     variant, config = params.variants[name], params.nmf
     schedule = config.schedule
     device = pick_device(params.train.device)
-    train, valid = training_splits(data_dir)
+    train, valid = training_splits(data_dir, solo_share=variant.solo_share)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     magnitudes, labels = spectrograms(train, params, variant.supervision, device)
     valid_magnitudes, valid_labels = spectrograms(valid, params, variant.supervision, device)
@@ -87,7 +87,8 @@ def train_nmf(name: str, params: Params, data_dir: Path, out_dir: Path, progress
         "stft": {"n_fft": params.stft.n_fft, "hop_length": params.stft.hop_length},
         "nmf": {"rank": rank, "sparsity": config.sparsity, "seed": config.seed,
                 "train_iterations": schedule.train_iterations, "test_iterations": schedule.test_iterations},
-        "step": best_step, "valid_reconstruction": best_valid, "data_shards": checksums})
+        "step": best_step, "valid_reconstruction": best_valid, "data_shards": checksums,
+        "solo_segments": solo_segments(train, valid)})
     summary = {"best_step": best_step, "best_valid_reconstruction": round(best_valid, 6),
                "steps": schedule.train_iterations, "epochs": float(schedule.train_iterations),
                "stopped_by": "iterations", "device": device.type, "parameters": best_dictionary.numel()}

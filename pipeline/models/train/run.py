@@ -45,7 +45,7 @@ def train_variant(name: str, params: Params, data_dir: Path, out_dir: Path, scra
         from pipeline.models.train.nmf import train_nmf  # deferred: it builds on this module's TrainingResult
 
         return train_nmf(name, params, Path(data_dir), Path(out_dir), progress)
-    train_split, valid_split = training_splits(data_dir, params.train.cache_mb << 20)
+    train_split, valid_split = training_splits(data_dir, params.train.cache_mb << 20, params.variants[name].solo_share)
     setup = resolve_setup(name, params, train_split.classes, train_split.clip_samples)
     rank, world_size = ddp.world()
     if world_size > 1 and min(setup.batch_size, train_split.size) < world_size:
@@ -67,20 +67,36 @@ def train_variant(name: str, params: Params, data_dir: Path, out_dir: Path, scra
             "stft": asdict(params.stft), "objective": {k: v for k, v in asdict(setup.objective).items() if k != "stft"},
             "train": {k: v for k, v in asdict(setup).items() if k not in ("shape", "objective")},
             "step": loop.state.best_step, "valid_reconstruction": loop.state.best_valid,
-            "data_shards": checksums}
+            "data_shards": checksums, "solo_segments": solo_segments(train_split, valid_split)}
     save_model(Path(out_dir) / "model.pt", loop.model, loop.best_state, info)
     shutil.rmtree(scratch, ignore_errors=True)
     return result
 
 
-def training_splits(data_dir: Path, cache_bytes: int = 1 << 30) -> tuple[MixtureSplit, MixtureSplit]:
+def training_splits(data_dir: Path, cache_bytes: int = 1 << 30, solo_share: float = 0.0
+                    ) -> tuple[MixtureSplit, MixtureSplit]:
     """The train and valid splits of a mixture dataset (decoded data kept up to `cache_bytes` each); ValueError
-    naming a split that is empty."""
-    splits = MixtureSplit(Path(data_dir) / "train", cache_bytes), MixtureSplit(Path(data_dir) / "valid", cache_bytes)
-    for split_name, split in zip(("train", "valid"), splits):
+    naming a split that is empty.
+
+    `solo_share`: the share of solo segments among the rows served (0: the mixtures of two or more classes only,
+    the paper's data); each split serves all its mixtures and as many of its solo segments as the share needs.
+    """
+    splits = []
+    for split_name in ("train", "valid"):
+        directory = Path(data_dir) / split_name
+        split = MixtureSplit(directory, cache_bytes, solo_rows=0)
+        if solo_share > 0:
+            wanted = round(split.multi_class_rows * solo_share / (1.0 - solo_share))
+            split = MixtureSplit(directory, cache_bytes, solo_rows=wanted)
         if split.size == 0:
             raise ValueError(f"the {split_name} split of {data_dir} is empty; training needs mixtures in it")
-    return splits
+        splits.append(split)
+    return splits[0], splits[1]
+
+
+def solo_segments(train: MixtureSplit, valid: MixtureSplit) -> dict[str, int]:
+    """How many solo segments each split served (a model file's record of what it learnt from)."""
+    return {"train": train.solo_served, "valid": valid.solo_served}
 
 
 def data_checksums(data_dir: Path) -> list[str]:

@@ -44,6 +44,7 @@ class TrainingSetup:
     validate_every: int
     seed: int
     shuffle_groups: int
+    solo_share: float = 0.0               # share of solo segments among the rows trained on
 
     def fingerprint(self, data_checksums: list[str], world_size: int = 1) -> str:
         """sha256 of everything that determines the trained weights (the process count when more than one)."""
@@ -73,7 +74,7 @@ def resolve_setup(name: str, params: Params, classes: list[str], clip_samples: i
                          batch_size=train.batch_size, learning_rate=train.learning_rate,
                          patience=variant.patience or train.patience, max_steps=train.schedule.max_steps,
                          validate_every=train.schedule.validate_every, seed=train.seed,
-                         shuffle_groups=train.shuffle_groups)
+                         shuffle_groups=train.shuffle_groups, solo_share=variant.solo_share)
 
 
 def build_model(shape: NetworkShape, seed: int) -> torch.nn.Module:
