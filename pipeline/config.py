@@ -295,6 +295,23 @@ class FolderConfig(Section):
     split_fractions: SplitFractions = SplitFractions(0.8, 0.1, 0.1)
 
 
+SUBTITLED_CLASSES = ("speech", "background")  # the classes of a set labelled by subtitles (d2's)
+
+
+@section
+class SubtitledConfig(Section):
+    """Your films or recordings with subtitle files beside them, cut into clips labelled by the subtitles
+    (`pipeline.mixing.subtitled`): "speech + background" where a cue covers at least `min_overlap` of a clip,
+    "background" where no cue comes within `margin_seconds`; the clips in between are in doubt and dropped."""
+
+    path: Annotated[Str, rule(bool, "a folder path")]
+    min_overlap: Annotated[Float, rule(lambda v: 0 < v <= 1, "in (0, 1]")] = 0.5
+    margin_seconds: NonNegativeFloat = 1.0
+    valid_fraction: Annotated[Float, rule(lambda v: 0 < v < 1, "in (0, 1)")] = 0.1
+    chunk_seconds: PositiveFloat = 30.0    # train / valid are assigned per chunk of a recording, not per clip
+    seed: Int = 0
+
+
 @section
 class ClassSource(Section):
     """Where one class of a dataset draws clips: a corpus, optionally only some labels, speakers or genders."""
@@ -610,6 +627,7 @@ class Params(Section):
     variants: dict[Name, VariantConfig]
     evaluate: EvaluateConfig
     scenes: ScenesConfig
+    subtitled: dict[Name, SubtitledConfig] = dataclasses.field(default_factory=dict)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Params:
@@ -624,9 +642,15 @@ class Params(Section):
                 for source in sources:
                     require(source.corpus in known, f"one of the corpora {sorted(known)}",
                             key=("datasets", dataset, "classes", class_name, "corpus"), value=source.corpus)
+        clash = sorted(set(self.subtitled) & set(self.datasets))
+        require(not clash, "names different from the datasets", key=("subtitled",), value=clash)
+        trainable = sorted(self.datasets) + sorted(self.subtitled)
         for name, variant in self.variants.items():
-            require(variant.dataset in self.datasets, f"one of the datasets {sorted(self.datasets)}",
+            require(variant.dataset in trainable, f"one of the datasets or subtitled sets {trainable}",
                     key=("variants", name, "dataset"), value=variant.dataset)
+            require(variant.dataset not in self.subtitled or variant.supervision == "class",
+                    f"supervision class (subtitled set {variant.dataset} has no isolated sources)",
+                    key=("variants", name, "supervision"), value=variant.supervision)
         for key in ("datasets", "ablation_datasets"):
             for position, name in enumerate(getattr(self.drnn, key)):
                 require(name in self.datasets, f"one of the datasets {sorted(self.datasets)}",
@@ -645,6 +669,10 @@ class Params(Section):
                     "a dataset with dialogue classes and other classes (evaluate.datasets.<name>.speech)",
                     key=("scenes", "datasets", position), value=name)
         return self
+
+    def classes_of(self, dataset: str) -> tuple[str, ...]:
+        """The classes of a dataset or of a subtitled set."""
+        return SUBTITLED_CLASSES if dataset in self.subtitled else self.datasets[dataset].class_names
 
     @property
     def corpus_names(self) -> tuple[str, ...]:

@@ -48,6 +48,8 @@ def build_registry(params: Params, evaluation_dir: Path, models_dir: Path,
     has scenes under `scene_evaluation_dir`) and name the best one the default."""
     models: dict[str, Any] = {}
     for variant, config in sorted(params.variants.items()):
+        if config.dataset not in params.datasets:
+            continue  # trained on a subtitled set: no test split ranks it (`enhance --model` takes its file)
         dataset = params.datasets[config.dataset]
         dialogue = list(params.evaluate.of(config.dataset).speech)
         if not dialogue or set(dialogue) == set(dataset.class_names):

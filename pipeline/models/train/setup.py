@@ -60,7 +60,7 @@ def resolve_setup(name: str, params: Params, classes: list[str], clip_samples: i
     if name not in params.variants:
         raise ValueError(f"unknown variant {name!r}; params.yaml defines {sorted(params.variants)}")
     variant, train, model = params.variants[name], params.train, params.model
-    expected = list(params.datasets[variant.dataset].class_names)
+    expected = list(params.classes_of(variant.dataset))
     if classes != expected:
         raise ValueError(f"dataset {variant.dataset} on disk has classes {classes}, but params.yaml defines "
                          f"{expected}; re-run its mix stage (dvc repro mix@{variant.dataset})")
