@@ -87,17 +87,22 @@ def _load_latin1(path: Path) -> pysubs2.SSAFile:
 
 
 def label_clips(cues: np.ndarray, starts: np.ndarray, clip_seconds: float, min_overlap: float,
-                margin_seconds: float) -> np.ndarray:
-    """The label of each clip [start, start + clip_seconds): SPEECH, BACKGROUND or DOUBT (see the module)."""
-    starts = np.asarray(starts, dtype=np.float64)[:, None]
-    ends = starts + clip_seconds
+                margin_seconds: float, block: int = 512) -> np.ndarray:
+    """The label of each clip [start, start + clip_seconds): SPEECH, BACKGROUND or DOUBT (see the module).
+    Clips are compared with every cue `block` clips at a time (memory: block x cues)."""
+    starts = np.asarray(starts, dtype=np.float64)
+    labels = np.full(starts.shape[0], BACKGROUND, dtype=np.int8)
     if len(cues) == 0:
-        return np.full(starts.shape[0], BACKGROUND, dtype=np.int8)
+        return labels
     cue_start, cue_end = cues[None, :, 0], cues[None, :, 1]
-    covered = np.clip(np.minimum(ends, cue_end) - np.maximum(starts, cue_start), 0.0, None).sum(axis=1)
-    near = ((cue_start < ends + margin_seconds) & (cue_end > starts - margin_seconds)).any(axis=1)
-    labels = np.where(near, DOUBT, BACKGROUND).astype(np.int8)
-    labels[covered >= min_overlap * clip_seconds] = SPEECH
+    for first in range(0, starts.shape[0], block):
+        a = starts[first:first + block, None]
+        b = a + clip_seconds
+        covered = np.clip(np.minimum(b, cue_end) - np.maximum(a, cue_start), 0.0, None).sum(axis=1)
+        near = ((cue_start < b + margin_seconds) & (cue_end > a - margin_seconds)).any(axis=1)
+        part = labels[first:first + block]
+        part[near] = DOUBT
+        part[covered >= min_overlap * clip_seconds] = SPEECH
     return labels
 
 
@@ -216,11 +221,12 @@ def _add_recording(recording: Path, relative: str, subtitles: Path, config: Subt
     chunk_clips = max(1, int(config.chunk_seconds // audio.clip_seconds))
     clips_total = int(info.frames / info.samplerate // audio.clip_seconds)
     valid = valid_chunks(relative, -(-clips_total // chunk_clips), config)
+    # resampling may round the decoded length up by a clip: label one more than the header promises
+    labels = label_clips(cues, np.arange(clips_total + 1) * audio.clip_seconds, audio.clip_seconds,
+                         config.min_overlap, config.margin_seconds)
     rows: list[tuple[str, str, np.ndarray, int, float]] = []
     for index, clip in enumerate(iter_clips(recording, audio.sample_rate, audio.clip_samples)):
-        start = index * audio.clip_seconds
-        label = int(label_clips(cues, np.array([start]), audio.clip_seconds, config.min_overlap,
-                                config.margin_seconds)[0])
+        label = int(labels[index])
         level = float(rms(clip))
         if label == DOUBT or to_db(level) < audio.silence_floor_db:
             sheet.dropped["in doubt" if label == DOUBT else "silent"] += 1

@@ -68,8 +68,12 @@ class MixtureSplit:
         self.groups: list[tuple[Path, int]] = []
         for path in shard_paths(self.directory):  # verified against the manifest
             self.groups.extend((path, g) for g in range(pq.ParquetFile(path).num_row_groups))
-        self.solo_available, self._rows = self._select_rows(solo_rows)
-        self.size: int = sum(len(rows) for rows in self._rows)
+        self._classes_per_row = [  # classes present in each row, per row group (a solo segment has one)
+            (audio_matrix(pq.ParquetFile(path).read_row_group(g, columns=["labels"]).column("labels")) > 0.5)
+            .sum(axis=1) for path, g in self.groups]
+        self.solo_available = sum(int((c == 1).sum()) for c in self._classes_per_row)
+        self.multi_class_rows = sum(int((c >= 2).sum()) for c in self._classes_per_row)
+        self.serve_solo(solo_rows)
         self.cache_bytes = cache_bytes
         self._cache: dict[int, _Group] = {}
         self._cached_bytes = 0
@@ -83,28 +87,21 @@ class MixtureSplit:
         """How many of the rows served are solo segments."""
         return self.size - self.multi_class_rows
 
-    def _select_rows(self, solo_rows: int | None) -> tuple[int, list[np.ndarray]]:
-        """(solo segments in the split, the row indices served from each row group)."""
-        counts = []
-        for path, group in self.groups:
-            labels = audio_matrix(pq.ParquetFile(path).read_row_group(group, columns=["labels"]).column("labels"))
-            counts.append((labels > 0.5).sum(axis=1))
-        solo = [np.flatnonzero(c == 1) for c in counts]
-        available = sum(len(s) for s in solo)
-        if solo_rows is not None and solo_rows > available:
-            raise ValueError(f"{self.directory} holds {available} solo segments, {solo_rows} were asked for; "
-                             "raise the share of size 1 in the dataset's mixture_sizes")
-        self.multi_class_rows = sum(int((c >= 2).sum()) for c in counts)
-        rows, budget = [], solo_rows
-        for c, s in zip(counts, solo):
-            keep = c != 1
-            if budget is None:
-                keep[:] = True
-            else:
-                keep[s[:budget]] = True
-                budget -= min(budget, len(s))
-            rows.append(np.flatnonzero(keep))
-        return available, rows
+    def serve_solo(self, solo_rows: int | None) -> None:
+        """Choose the rows served: every row (None), or every mixture of two or more classes and the first
+        `solo_rows` solo segments in storage order; ValueError when the split holds fewer."""
+        if solo_rows is not None and solo_rows > self.solo_available:
+            raise ValueError(f"{self.directory} holds {self.solo_available} solo segments, {solo_rows} were asked "
+                             "for; raise the share of size 1 in the dataset's mixture_sizes")
+        self._rows, budget = [], solo_rows
+        for counts in self._classes_per_row:
+            keep = np.ones(len(counts), dtype=bool) if budget is None else counts != 1
+            if budget is not None:
+                solo = np.flatnonzero(counts == 1)[:budget]
+                keep[solo] = True
+                budget -= len(solo)
+            self._rows.append(np.flatnonzero(keep))
+        self.size = sum(len(rows) for rows in self._rows)
 
     def num_batches(self, batch_size: int, drop_last: bool) -> int:
         return self.size // batch_size if drop_last else -(-self.size // batch_size)
@@ -120,8 +117,10 @@ class MixtureSplit:
         order = rng.permutation(len(self.groups)) if shuffle else np.arange(len(self.groups))
         pending: list[tuple[_Group, int]] = []  # (group, row) not yet served
         for start in range(0, len(order), shuffle_groups):
-            rows = [(group, int(r)) for g in order[start:start + shuffle_groups] for group in [self._group(int(g))]
-                    for r in self._rows[int(g)]]
+            rows = []
+            for g in order[start:start + shuffle_groups]:
+                group = self._group(int(g))
+                rows.extend((group, int(r)) for r in self._rows[int(g)])
             if shuffle:
                 rows = [rows[i] for i in rng.permutation(len(rows))]
             pending.extend(rows)

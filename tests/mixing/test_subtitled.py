@@ -58,6 +58,7 @@ def test_labels_follow_the_cues_with_a_margin_of_doubt():
     expected = [BACKGROUND, DOUBT, SPEECH, SPEECH, SPEECH, DOUBT, BACKGROUND, BACKGROUND, DOUBT, DOUBT,
                 DOUBT, BACKGROUND]
     assert labels.tolist() == expected  # clip 9 holds 0.3 s of a cue: too little to call it speech
+    assert label_clips(cues, starts, 1.0, 0.5, 1.0, block=5).tolist() == expected  # compared block by block
     assert label_clips(np.zeros((0, 2)), starts, 1.0, 0.5, 1.0).tolist() == [BACKGROUND] * 12
 
 

@@ -86,8 +86,7 @@ def training_splits(data_dir: Path, cache_bytes: int = 1 << 30, solo_share: floa
         directory = Path(data_dir) / split_name
         split = MixtureSplit(directory, cache_bytes, solo_rows=0)
         if solo_share > 0:
-            wanted = round(split.multi_class_rows * solo_share / (1.0 - solo_share))
-            split = MixtureSplit(directory, cache_bytes, solo_rows=wanted)
+            split.serve_solo(round(split.multi_class_rows * solo_share / (1.0 - solo_share)))
         if split.size == 0:
             raise ValueError(f"the {split_name} split of {data_dir} is empty; training needs mixtures in it")
         splits.append(split)
