@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from pipeline.config import SPLITS, FolderConfig
-from pipeline.corpora.recordings import AUDIO_SUFFIXES, Recording, printable_name, stable_split
+from pipeline.corpora.recordings import AUDIO_SUFFIXES, Recording, printable_name, stable_split, unreadable_name
 
 SUBFOLDERS = "subfolders"
 
@@ -41,8 +41,7 @@ def _from_subfolders(root: Path, config: FolderConfig) -> tuple[list[Recording],
         relative = path.relative_to(root)
         name = printable_name(relative)
         if name is None:
-            skipped.append({"file": printable_name(relative, lossy=True),
-                            "reason": "file name: not valid UTF-8; rename the file to include it"})
+            skipped.append(unreadable_name(relative))
         elif len(relative.parts) < 2:
             skipped.append({"file": name, "reason": "layout: not in a label sub-folder (labels: subfolders)"})
         else:

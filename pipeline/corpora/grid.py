@@ -21,7 +21,7 @@ from pipeline.corpora.base import CorpusRecipe, PlannedDownload
 from pipeline.corpora.demo import synthesis as demo
 from pipeline.corpora.demo.espeak import EspeakSynthesizer
 from pipeline.corpora.download import download
-from pipeline.corpora.recordings import Recording, audio_files, stable_split
+from pipeline.corpora.recordings import Recording, audio_files, printable_name, stable_split, unreadable_name
 
 log = logging.getLogger(__name__)
 
@@ -94,26 +94,35 @@ def download_grid(config: GridConfig, raw_dir: Path, downloads_dir: Path, lock: 
     return {}
 
 
-def list_grid(config: GridConfig, raw_dir: Path) -> list[Recording]:
-    """The configured speakers' utterances; label = speaker id, gender from params, split by utterance hash."""
+def _scan(config: GridConfig, raw_dir: Path) -> tuple[list[Recording], list[dict[str, str]]]:
+    """The configured speakers' utterances (label = speaker id, gender from params, split by utterance hash) and
+    the files skipped: a name that is not valid UTF-8 cannot be hashed into a split or named in a report."""
     raw_dir = Path(raw_dir)
-    recordings = []
+    recordings, skipped = [], []
     for speaker in sorted(config.speakers):
         folder = raw_dir / speaker
         files = audio_files(folder) if folder.is_dir() else []
         if not files:
             raise FileNotFoundError(f"GRID speaker folder {folder} holds no audio; expected <root>/{speaker}/*.wav")
         for path in files:
-            relative = path.relative_to(raw_dir).as_posix()
+            relative = printable_name(path.relative_to(raw_dir))
+            if relative is None:
+                skipped.append(unreadable_name(path.relative_to(raw_dir)))
+                continue
             recordings.append(Recording(
                 path=path, source_file=relative, label=speaker, speaker=speaker,
                 gender=config.speakers[speaker], split=stable_split(f"{speaker}/{path.stem}", config.split_fractions)))
-    return recordings
+    return recordings, skipped
+
+
+def list_grid(config: GridConfig, raw_dir: Path) -> list[Recording]:
+    """The readable recordings of `_scan` (tests and tools that need no skip list)."""
+    return _scan(config, raw_dir)[0]
 
 
 def list_recordings(config: GridConfig, raw_dir: Path) -> tuple[list[Recording], list[dict[str, str]]]:
-    """The recipe's listing: every configured speaker's utterances; nothing is excluded before decoding."""
-    return list_grid(config, raw_dir), []
+    """The recipe's listing: every configured speaker's utterances, less the files whose names cannot be read."""
+    return _scan(config, raw_dir)
 
 
 # --------------------------------------------------------------------------------------------- profile demo

@@ -51,6 +51,11 @@ def printable_name(path: str | Path, *, lossy: bool = False) -> str | None:
     return text
 
 
+def unreadable_name(path: str | Path) -> dict[str, str]:
+    """The prepare report's skip entry for a file whose name is not valid UTF-8."""
+    return {"file": printable_name(path, lossy=True), "reason": "file name: not valid UTF-8; rename the file to include it"}
+
+
 def audio_files(root: Path) -> list[Path]:
     """Every audio file under `root` (recursively), sorted so listings never depend on the file system."""
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)

@@ -20,7 +20,7 @@ from pipeline.corpora.base import CorpusRecipe, PlannedDownload
 from pipeline.corpora.demo import synthesis as demo
 from pipeline.corpora.demo.espeak import EspeakSynthesizer
 from pipeline.corpora.download import download
-from pipeline.corpora.recordings import Recording
+from pipeline.corpora.recordings import Recording, printable_name, unreadable_name
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,11 @@ def download_sc09(config: Sc09Config, raw_dir: Path, downloads_dir: Path, lock: 
     return {}
 
 
-def list_sc09(config: Sc09Config, raw_dir: Path) -> list[Recording]:
-    """The digit recordings under `raw_dir`, with the archive's splits; label = digit word, speaker from the name."""
+def _scan(config: Sc09Config, raw_dir: Path) -> tuple[list[Recording], list[dict[str, str]]]:
+    """The digit recordings under `raw_dir`, with the archive's splits (label = digit word, speaker from the name),
+    and the files skipped because their names are not valid UTF-8 (the split lists cannot name them)."""
     raw_dir = Path(raw_dir)
+    skipped = []
     valid = _read_list(raw_dir / VALID_LIST)
     test = _read_list(raw_dir / TEST_LIST)
     recordings = []
@@ -103,18 +105,21 @@ def list_sc09(config: Sc09Config, raw_dir: Path) -> list[Recording]:
         if not folder.is_dir():
             raise FileNotFoundError(f"SC09 folder {folder} is missing; expected one folder per digit in {raw_dir}")
         for path in sorted(folder.glob("*.wav")):
-            relative = f"{digit}/{path.name}"
+            relative = printable_name(f"{digit}/{path.name}")
+            if relative is None:
+                skipped.append(unreadable_name(path.relative_to(raw_dir)))
+                continue
             split = "test" if relative in test else "valid" if relative in valid else "train"
             speaker = path.name.split("_nohash_")[0]
             recordings.append(Recording(path=path, source_file=relative, label=digit, speaker=speaker,
                                         gender=None, split=split))
-    return recordings
+    return recordings, skipped
 
 
 def _read_list(path: Path) -> set[str]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; the Speech Commands layout has it next to the word folders")
-    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    return {line.strip() for line in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines() if line.strip()}
 
 
 # --------------------------------------------------------------------------------------------- profile demo
@@ -202,9 +207,14 @@ def _clip(synth: EspeakSynthesizer, digit: str, voice: demo.Voice, rng: np.rando
     return demo.frame(speech, int(CLIP_SECONDS * SAMPLE_RATE), SAMPLE_RATE, rng)
 
 
+def list_sc09(config: Sc09Config, raw_dir: Path) -> list[Recording]:
+    """The readable recordings of `_scan` (tests and tools that need no skip list)."""
+    return _scan(config, raw_dir)[0]
+
+
 def list_recordings(config: Sc09Config, raw_dir: Path) -> tuple[list[Recording], list[dict[str, str]]]:
-    """The recipe's listing: every digit recording; nothing is excluded before decoding."""
-    return list_sc09(config, raw_dir), []
+    """The recipe's listing: every digit recording, less the files whose names cannot be read."""
+    return _scan(config, raw_dir)
 
 
 RECIPE = CorpusRecipe(name="sc09", schema=Sc09Config, write_demo=write_demo, planned_downloads=planned_downloads,

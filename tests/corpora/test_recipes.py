@@ -11,6 +11,7 @@ from pipeline.config import parse_params
 from pipeline.shards import file_sha256
 from pipeline.corpora.prepare import prepare_corpus
 from pipeline.corpora.recipes import fetch_corpus, list_recordings
+from pipeline.corpora.registry import corpus_config
 from pipeline.shards import read_manifest
 from pipeline.testing.audio import noise, repo_params_raw, tone, write_sc09_layout, write_wav
 from pipeline.testing.http_server import LocalHTTPServer
@@ -237,3 +238,29 @@ def test_grid_archives_without_a_pinned_sha256_are_locked_on_first_use_and_a_cha
         with pytest.raises(ChecksumError, match=rf"checksum mismatch for {url}/s4\.tar: expected sha256 [0-9a-f]{{64}} "
                                                 r"\(recorded in .*downloads\.lock\.json"):
             fetch_corpus("grid", params, tmp_path / "raw", tmp_path / "downloads", lock=lock)
+
+
+def _latin1_rename(path):
+    """Rename `path` to a name holding a Latin-1 byte (not valid UTF-8); returns the name as a report prints it."""
+    os.rename(path, os.fsencode(path.parent) + b"/caf\xe9.wav")
+    return "caf\\xe9.wav"
+
+
+def test_sc09_and_grid_files_with_non_utf8_names_are_counted_listed_skips_not_a_crash(tmp_path):
+    params = parse_params(repo_params_raw())
+    sc09 = write_sc09_layout(tmp_path / "sc09", digits=corpus_config(params, "sc09").digits, speakers=2)
+    shown = _latin1_rename(next((sc09 / "zero").glob("*.wav")))
+    recordings, skipped = list_recordings("sc09", params, sc09)
+    assert skipped == [{"file": f"zero/{shown}", "reason": "file name: not valid UTF-8; rename the file to include it"}]
+    assert recordings and all(r.source_file.isprintable() for r in recordings)
+
+    grid = tmp_path / "grid"
+    speakers = sorted(corpus_config(params, "grid").speakers)
+    for speaker in speakers:
+        for n in range(2):
+            write_wav(grid / speaker / f"u{n}.wav", tone(1.0, 16000), 16000)
+    speaker = speakers[0]
+    shown = _latin1_rename(grid / speaker / "u0.wav")
+    recordings, skipped = list_recordings("grid", params, grid)
+    assert skipped == [{"file": f"{speaker}/{shown}", "reason": "file name: not valid UTF-8; rename the file to include it"}]
+    assert len(recordings) == 2 * len(speakers) - 1
