@@ -11,6 +11,8 @@ against it, so a file changed upstream stops the fetch naming the URL and both h
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -18,6 +20,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -136,16 +139,28 @@ def locked_sha256(lock: Path, url: str) -> str | None:
 def record_sha256(lock: Path, url: str, sha256: str, size: int) -> None:
     """Record the sha256 and size of `url`'s first good download in `lock` (trust on first use)."""
     lock = Path(lock)
-    with _LOCK_GUARD:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with _LOCK_GUARD, _exclusive(lock.with_name(lock.name + ".guard")):
         entries = _read_lock(lock)
         if url in entries:
             return
         entries[url] = {"sha256": sha256, "size": size}
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        tmp = lock.with_name(lock.name + ".tmp")
+        tmp = lock.with_name(f"{lock.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"version": 1, "files": dict(sorted(entries.items()))}, indent=2) + "\n")
         os.replace(tmp, lock)
     log.info("recorded sha256 %s of %s in %s (trust on first use)", sha256, url, lock)
+
+
+@contextlib.contextmanager
+def _exclusive(guard: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `guard` (created when missing): processes that fetch corpora side by
+    side (Prefect runs fetch tasks in parallel) must not lose each other's lock-file entries."""
+    with open(guard, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _read_lock(lock: Path) -> dict[str, dict]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.corpora.download import ChecksumError, DownloadError, download
+from pipeline.corpora.download import ChecksumError, DownloadError, download, locked_sha256, record_sha256
 from pipeline.shards import file_sha256
 from pipeline.testing.http_server import LocalHTTPServer, unused_port_url
 
@@ -248,3 +248,26 @@ def test_the_first_download_is_recorded_in_the_lock_and_a_changed_upstream_file_
         dest.write_bytes(b"a new version upstream")
         with pytest.raises(ChecksumError, match=rf"already exists but its sha256 is {changed}, expected {PAYLOAD_SHA}"):
             download(f"{url}/data.bin", dest, lock=lock, **FAST)
+
+
+def _record_many(lock: str, prefix: str, count: int, barrier) -> None:
+    barrier.wait(30)  # both processes write at the same time
+    for n in range(count):
+        record_sha256(Path(lock), f"https://example.org/{prefix}/{n}", f"{n:064x}", n)
+
+
+def test_processes_recording_downloads_side_by_side_keep_every_entry(tmp_path):
+    import multiprocessing
+
+    lock = tmp_path / "downloads.lock.json"
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    workers = [context.Process(target=_record_many, args=(str(lock), prefix, 40, barrier)) for prefix in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    for prefix in ("a", "b"):
+        assert all(locked_sha256(lock, f"https://example.org/{prefix}/{n}") == f"{n:064x}" for n in range(40))
+    assert not list(tmp_path.glob("*.tmp"))
