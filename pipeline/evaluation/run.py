@@ -5,9 +5,9 @@ Writes, under the output folder: `scores.parquet` (one row per mixture × source
 few test mixtures for the HTML report), `systems.json` (each row's separator kind and metadata: supervision,
 class estimate, whether its outputs need a permutation search, and a note on how it was applied where its kind
 gives one). Rows whose outputs come in no class order are scored with a permutation search (best mean SIR) and
-have no label accuracy. Per-system wall times go to `timings` when given
-(outside the outputs: times vary between runs, the outputs never do). Each row is separated by the separator its kind builds (`pipeline.separators`); the
-loop itself knows no system.
+have no label accuracy. Per-system wall times go to `timings` when given (outside the outputs: times vary
+between runs, the outputs never do). Each row is separated by the separator its kind builds
+(`pipeline.separators`); the loop itself knows no system.
 """
 from __future__ import annotations
 

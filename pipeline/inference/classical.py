@@ -12,8 +12,9 @@ its F bins the features, so each method finds C spectral components with an acti
   minus the reconstruction from none (for PCA and ICA exactly |activation ⊗ basis|).
 
 `group` then clusters the components by their spectral profile (mean contribution over time, unit norm) with
-k-means weighted by each component's energy (near-silent components must not pull the centres) into K groups, K the mixture's number of sources, and sums each group: K magnitude estimates in no
-class order (scoring needs a permutation search). Deterministic: every random start comes from `seed`.
+k-means weighted by each component's energy (near-silent components must not pull the centres) into K groups,
+K the mixture's number of sources, and sums each group: K magnitude estimates in no class order (scoring needs
+a permutation search). Deterministic: every random start comes from `seed`.
 """
 from __future__ import annotations
 

@@ -47,8 +47,8 @@ def prior_config(params: Params) -> PriorConfig:
     """The PGD settings of params `priors` for the active profile."""
     priors = params.priors
     weights = Weights(priors.weights.ms, priors.weights.sd, priors.weights.mc, priors.weights.fc)
-    return PriorConfig(weights=weights, poolings=priors.poolings, steps=priors.schedule.steps, learning_rate=priors.learning_rate,
-                       projection=priors.projection, radius=priors.radius)
+    return PriorConfig(weights=weights, poolings=priors.poolings, steps=priors.schedule.steps,
+                       learning_rate=priors.learning_rate, projection=priors.projection, radius=priors.radius)
 
 
 def rows(dataset: str, params: Params, variant: str | None) -> list[System]:
