@@ -38,22 +38,24 @@ def row_notes(table: pd.DataFrame) -> str:
                      "the Wiener mask. No training, no class labels; the outputs come in no class order, so these "
                      "rows are scored **permutation-invariantly** (the assignment with the best mean SIR), which "
                      "favours them against rows scored in class order; `labels right` does not apply.")
-    if notes:
-        notes.append("`spectral SNR` and `envelope dist.` (means, as the seed reports them) are seed 004's "
-                     "perceptual figures: 10·log10 of reference over error energy of the STFT magnitudes (256 / "
-                     "128), and the RMS difference of the Hilbert envelopes (lower is better).")
+    notes.append("`spectral SNR` and `envelope dist.` (means, as seed 004 reports them; every row has them): "
+                 "10·log10 of the reference's over the error's energy of the STFT magnitudes (256-sample Hann "
+                 "window, hop 128; phase ignored), and the RMS difference of the Hilbert envelopes (lower is "
+                 "better; our clips are RMS-normalised).")
     return "".join(f"{note}\n\n" for note in notes)
 
 
-def markdown_table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
-    """A GitHub-style Markdown table of `columns` (name -> header); floats with 2 decimals, NaN as '—'."""
+def markdown_table(frame: pd.DataFrame, columns: dict[str, str], decimals: dict[str, int] | None = None) -> str:
+    """A GitHub-style Markdown table of `columns` (name -> header); floats with 2 decimals (or `decimals` of their
+    column), NaN as '—'."""
+    decimals = decimals or {}
     lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
     for row in frame.to_dict("records"):
         cells = []
         for column in columns:
             value = row[column]
             if isinstance(value, float):
-                cells.append("—" if value != value else f"{value:.2f}")
+                cells.append("—" if value != value else f"{value:.{decimals.get(column, 2)}f}")
             else:
                 cells.append(str(value))
         lines.append("| " + " | ".join(cells) + " |")
@@ -73,6 +75,8 @@ def write_tables(dataset: str, params: Params, scores: pd.DataFrame, tables_dir:
               f"classes only). `failed`: sources whose BSS-Eval is undefined (silent or non-finite estimate), kept "
               f"out of the medians. GNSDR / GSIR / GSAR: the global figures of Huang et al. (seed 002), "
               f"length-weighted means over sources of the improvement over the mixture (NSDR) and of SIR / SAR. "
-              f"`labels right`: share of mixtures whose class set was estimated exactly.\n\n")
-    (tables_dir / f"{dataset}.md").write_text(header + row_notes(table) + markdown_table(table, MARKDOWN_COLUMNS))
+              f"`labels right`: share of mixtures whose class set was estimated exactly. `spectral SNR` (dB) and "
+              f"`envelope dist.`: seed 004's perceptual figures, means over sources (below).\n\n")
+    body = markdown_table(table, MARKDOWN_COLUMNS, {"envelope_distance_mean": 3})
+    (tables_dir / f"{dataset}.md").write_text(header + row_notes(table) + body)
     return table
