@@ -154,3 +154,7 @@ def test_the_generative_prior_and_classical_rows_are_evaluated_and_described(eva
     assert described["fastica.blind.perm"]["permutation"] and described["fastica.blind.perm"]["supervision"] == "none"
     assert "frames as observations" in described["fastica.blind.perm"]["note"]
     assert metrics["dt.pca.blind.perm.label_accuracy"] is None
+    write_tables("dt", params, pd.read_parquet(tmp_path / "out" / "scores.parquet"), tmp_path / "tables")
+    markdown = (tmp_path / "tables" / "dt.md").read_text()
+    assert "scored **permutation-invariantly**" in markdown and "frames are the observations" in markdown
+    assert "| kpca | blind | perm |" in markdown and "spectral SNR | envelope dist." in markdown
