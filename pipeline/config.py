@@ -555,7 +555,7 @@ class PriorWeights(Section):
 class PriorSchedule(Section):
     mixtures: PositiveInt      # test mixtures the generative-prior and classical rows score
     steps: PositiveInt         # projected gradient steps per mixture (all mixtures and classes at once)
-    nmf_iterations: PositiveInt  # multiplicative updates of the blind NMF (dictionary and activations)
+    blind_iterations: PositiveInt  # updates of the blind NMF; the most FastICA iterations
 
 
 @section

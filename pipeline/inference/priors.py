@@ -11,11 +11,11 @@ mixtures and classes (all B·K latents in one tensor, each class's decoder run o
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
+from pipeline.inference.inverse import frozen
 from pipeline.inference.prior_losses import Weights, objective
 from pipeline.models.vae import NonNegativeVAE
 
@@ -82,7 +82,7 @@ def separate_with_priors(model: NonNegativeVAE, magnitudes: torch.Tensor, config
     latents = torch.zeros(target.shape[0], shape.num_classes, shape.latent, device=param.device, dtype=param.dtype,
                           requires_grad=True)
     optimizer = torch.optim.Adam([latents], lr=config.learning_rate)
-    with _frozen(model), torch.enable_grad():
+    with frozen(model), torch.enable_grad():
         with torch.no_grad():
             initial = objective(target, generate(model, latents), config.weights, config.poolings)["total"]
         for _ in range(config.steps):
@@ -96,20 +96,3 @@ def separate_with_priors(model: NonNegativeVAE, magnitudes: torch.Tensor, config
             sources = generate(model, latents)
             final = objective(target, sources, config.weights, config.poolings)["total"]
     return PriorResult(sources, latents.detach(), initial, final)
-
-
-@contextmanager
-def _frozen(model: torch.nn.Module):
-    """Evaluation mode and no weight gradients inside; modes and requires_grad flags restored after."""
-    modes = [(module, module.training) for module in model.modules()]
-    flags = [(param, param.requires_grad) for param in model.parameters()]
-    model.eval()
-    for param, _ in flags:
-        param.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for module, mode in modes:
-            module.training = mode
-        for param, flag in flags:
-            param.requires_grad_(flag)

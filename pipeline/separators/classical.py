@@ -65,7 +65,7 @@ def build(system: System, context: BuildContext) -> ClassicalSeparator:
     priors = context.params.priors
     method = {name: method for method, name in TRAINING.items()}[system.training]
     components = priors.classical.components
-    iterations = priors.schedule.nmf_iterations
+    iterations = priors.schedule.blind_iterations
     note = (HOW[method].format(c=components) + "; components grouped by k-means on their spectral profiles into "
             "the mixture's number of sources (given); outputs in no class order: permutation-invariant scoring")
     return ClassicalSeparator(method, context.params.stft, components, priors.seed, iterations,

@@ -137,7 +137,7 @@ def test_the_generative_prior_and_classical_rows_are_evaluated_and_described(eva
     priors = dataclasses.replace(params.priors, variants={"dt": "dt-source"},
                                  classical=dataclasses.replace(params.priors.classical, datasets=("dt",)),
                                  schedule=dataclasses.replace(params.priors.schedule, mixtures=4, steps=3,
-                                                              nmf_iterations=5))
+                                                              blind_iterations=5))
     params = dataclasses.replace(params, priors=priors,
                                  variants={k: v for k, v in params.variants.items() if k == "dt-source"})
     keys = [s.key for s in systems_for("dt", params)]
