@@ -22,9 +22,6 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA, FastICA, KernelPCA
-from sklearn.exceptions import ConvergenceWarning
 
 from pipeline.models.nmf import EPS, update_activations
 
@@ -52,6 +49,8 @@ def blind_nmf(magnitudes: torch.Tensor, components: int, iterations: int, genera
 
 
 def _model(method: str, components: int, seed: int, iterations: int):
+    from sklearn.decomposition import PCA, FastICA, KernelPCA  # imported on use: 1 s that enhance need not pay
+
     if method == "pca":
         return PCA(n_components=components, random_state=seed)
     if method == "fastica":
@@ -67,6 +66,8 @@ def sklearn_contributions(magnitudes: np.ndarray, method: str, components: int, 
     if magnitudes.ndim != 2 or min(magnitudes.shape) < components:
         raise ValueError(f"{method}: magnitudes must be (T, F) with T, F >= {components} components; got "
                          f"{magnitudes.shape}")
+    from sklearn.exceptions import ConvergenceWarning
+
     model = _model(method, components, seed, iterations)
     values = np.asarray(magnitudes, dtype=np.float64)
     with warnings.catch_warnings():
@@ -84,6 +85,9 @@ def group(contributions: np.ndarray, sources: int, seed: int) -> np.ndarray:
     """(C, T, F) contributions -> (sources, T, F): k-means on unit-norm spectral profiles, each group summed.
 
     A group k-means leaves empty (components that are all alike) stays zero."""
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     count = contributions.shape[0]
     if not 1 <= sources <= count:
         raise ValueError(f"cannot group {count} components into {sources} sources; expected 1..{count}")
