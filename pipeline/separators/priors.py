@@ -10,17 +10,20 @@ priors").
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
-from pipeline.config import Params, StftConfig
+from pipeline.config import VAE_MODELS, Params, StftConfig
 from pipeline.features.wiener import wiener_separate
 from pipeline.inference.prior_losses import Weights
 from pipeline.inference.priors import PriorConfig, separate_with_priors
 from pipeline.models.vae import NonNegativeVAE
 from pipeline.separators.base import BuildContext, Kind, Metadata, Mixtures, Separation, System
 from pipeline.separators.vae import load_vae
+
+log = logging.getLogger(__name__)
 
 KIND = "gp-vae"
 TRAINING, SIGNAL, CLASSES = "gp-vae", "pgd", "all"
@@ -52,9 +55,22 @@ def prior_config(params: Params) -> PriorConfig:
 
 
 def rows(dataset: str, params: Params, variant: str | None) -> list[System]:
+    """The dataset's generative-prior row: none (logged) when `priors.variants.<dataset>` names no variant of
+    `variants` (a narrowed set of variants); ValueError naming the key when it names one that is not a VAE trained
+    on the dataset."""
     if variant is not None or dataset not in params.priors.variants:
         return []
-    return [System(TRAINING, SIGNAL, CLASSES, variant=params.priors.variants[dataset], kind=KIND)]
+    generators = params.priors.variants[dataset]
+    config = params.variants.get(generators)
+    if config is None:
+        log.warning("priors.variants.%s = %r is not among the variants: no generative-prior row for %s", dataset,
+                    generators, dataset)
+        return []
+    if config.model not in VAE_MODELS or config.dataset != dataset:
+        known = sorted(n for n, v in params.variants.items() if v.dataset == dataset and v.model in VAE_MODELS)
+        raise ValueError(f"priors.variants.{dataset} = {generators!r}: expected a VAE variant trained on {dataset} "
+                         f"(its class decoders are the generators); VAE variants of {dataset}: {known}")
+    return [System(TRAINING, SIGNAL, CLASSES, variant=generators, kind=KIND)]
 
 
 def build(system: System, context: BuildContext) -> PriorSeparator:

@@ -158,3 +158,25 @@ def test_the_generative_prior_and_classical_rows_are_evaluated_and_described(eva
     markdown = (tmp_path / "tables" / "dt.md").read_text()
     assert "scored **permutation-invariantly**" in markdown and "frames are the observations" in markdown
     assert "| kpca | blind | perm |" in markdown and "spectral SNR | envelope dist." in markdown
+
+
+def test_a_prior_variant_that_is_not_a_vae_of_the_dataset_is_named(evaluated):
+    from pipeline.config import parse_params
+    from pipeline.testing.datasets import tiny_training_raw
+
+    params, _, _ = evaluated
+    nmf = parse_params(tiny_training_raw()).variants["dt-nmf"]
+    params = dataclasses.replace(params, variants={**params.variants, "dt-nmf": nmf},
+                                 priors=dataclasses.replace(params.priors, variants={"dt": "dt-nmf"}))
+    with pytest.raises(ValueError, match=r"priors.variants.dt = 'dt-nmf': expected a VAE variant trained on dt "
+                                         r"\(its class decoders are the generators\); VAE variants of dt: "
+                                         r"\['dt-class', 'dt-source'\]"):
+        systems_for("dt", params)
+
+
+def test_a_prior_variant_missing_from_the_variants_gives_no_row_and_says_so(evaluated, caplog):
+    params, _, _ = evaluated
+    params = dataclasses.replace(params, priors=dataclasses.replace(params.priors, variants={"dt": "dt-gone"}))
+    with caplog.at_level("WARNING", logger="pipeline.separators.priors"):
+        assert not [s for s in systems_for("dt", params) if s.kind == "gp-vae"]
+    assert "priors.variants.dt = 'dt-gone' is not among the variants" in caplog.text
