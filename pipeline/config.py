@@ -536,6 +536,54 @@ class VariantConfig(Section):
         return self
 
 
+PRIOR_PROJECTIONS = ("box", "ball")
+CLASSICAL_METHODS = ("nmf", "fastica", "pca", "kpca")
+
+
+@section
+class PriorWeights(Section):
+    """β of the four terms of seed 004's objective (multi-resolution spectral, source dissimilarity, mixture
+    correlation, frequency continuity)."""
+
+    ms: NonNegativeFloat
+    sd: NonNegativeFloat
+    mc: NonNegativeFloat
+    fc: NonNegativeFloat
+
+
+@section
+class PriorSchedule(Section):
+    mixtures: PositiveInt      # test mixtures the generative-prior and classical rows score
+    steps: PositiveInt         # projected gradient steps per mixture (all mixtures and classes at once)
+    blind_iterations: PositiveInt  # updates of the blind NMF; the most FastICA iterations
+
+
+@section
+class ClassicalConfig(Section):
+    """Seed 004's classical baselines on the mixture spectrogram alone: which, on which datasets, how many
+    components (grouped into as many sources as the mixture holds)."""
+
+    methods: tuple[Annotated[Str, one_of(*CLASSICAL_METHODS)], ...]
+    datasets: tuple[Name, ...]
+    components: Annotated[Int, rule(lambda v: v >= 3, "at least 3 components")]
+
+
+@section
+class PriorsConfig(Section):
+    """Unsupervised separation with generative priors (seed 004): per dataset, the VAE variant whose class
+    decoders are the generators; the objective's weights; projected gradient descent on the latents."""
+
+    variants: dict[Name, Name]
+    weights: PriorWeights
+    poolings: Annotated[Int, rule(lambda v: 1 <= v <= 3, "1, 2 or 3 successive 2x2 average poolings")]
+    learning_rate: PositiveFloat
+    projection: Annotated[Str, one_of(*PRIOR_PROJECTIONS)]
+    radius: PositiveFloat      # the box's half-width, or the ball's radius
+    seed: Int
+    schedule: per_profile(PriorSchedule)  # resolved for the active profile
+    classical: ClassicalConfig
+
+
 @section
 class InverseSettings(Section):
     learning_rate: PositiveFloat
@@ -626,6 +674,7 @@ class Params(Section):
     drnn: DrnnConfig
     variants: dict[Name, VariantConfig]
     evaluate: EvaluateConfig
+    priors: PriorsConfig
     scenes: ScenesConfig
     subtitled: dict[Name, SubtitledConfig] = dataclasses.field(default_factory=dict)
 
@@ -661,6 +710,14 @@ class Params(Section):
             unknown = sorted(set(settings.speech) - set(self.datasets[name].class_names))
             require(not unknown, f"classes of {name}: {list(self.datasets[name].class_names)}",
                     key=("evaluate", "datasets", name, "speech"), value=unknown)
+        # (that each names a VAE variant trained on its dataset is checked when its row is built:
+        # pipeline.separators.priors, so that code which narrows `variants` keeps valid params)
+        for dataset in self.priors.variants:
+            require(dataset in self.datasets, f"one of the datasets {sorted(self.datasets)}",
+                    key=("priors", "variants", dataset), value=dataset)
+        for position, name in enumerate(self.priors.classical.datasets):
+            require(name in self.datasets, f"one of the datasets {sorted(self.datasets)}",
+                    key=("priors", "classical", "datasets", position), value=name)
         for position, name in enumerate(self.scenes.datasets):
             require(name in self.datasets, f"one of the datasets {sorted(self.datasets)}",
                     key=("scenes", "datasets", position), value=name)

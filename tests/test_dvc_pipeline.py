@@ -56,6 +56,10 @@ def tiny_pipeline_params(params: dict) -> dict:
                               schedule={"demo": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3},
                                         "paper": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3}})
     params["scenes"].update(seconds={"demo": 6.0, "paper": 6.0}, ratios_db=[0.0, 6.0])
+    params["priors"].update(variants={"d1": "d1-source-vae", "d2": "d2-source-vae"},
+                            schedule={profile: {"mixtures": 2, "steps": 2, "blind_iterations": 3}
+                                      for profile in ("demo", "paper")})
+    params["priors"]["classical"]["datasets"] = ["d1", "d2"]
     return params
 
 

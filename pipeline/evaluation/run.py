@@ -3,14 +3,17 @@
 Writes, under the output folder: `scores.parquet` (one row per mixture × source × system), `metrics.json`
 (flat keys `<dataset>.<training>.<method>.<classes>.<metric>`, sorted, rounded), `examples.npz` (audio of a
 few test mixtures for the HTML report), `systems.json` (each row's separator kind and metadata: supervision,
-class estimate, whether its outputs need a permutation search). Per-system wall times go to `timings` when given
-(outside the outputs: times vary between runs, the outputs never do). Each row is separated by the separator its kind builds (`pipeline.separators`); the
-loop itself knows no system.
+class estimate, whether its outputs need a permutation search, and a note on how it was applied where its kind
+gives one). Rows whose outputs come in no class order are scored with a permutation search (best mean SIR) and
+have no label accuracy. Per-system wall times go to `timings` when given (outside the outputs: times vary
+between runs, the outputs never do). Each row is separated by the separator its kind builds
+(`pipeline.separators`); the loop itself knows no system.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import zlib
 from pathlib import Path
@@ -64,10 +67,6 @@ def evaluate_dataset(name: str, params: Params, data_dir: Path, models_dir: Path
     examples = _Examples(params.evaluate.examples, split.classes)
     for system in systems_for(name, params):
         separator = build(system, context)
-        if separator.metadata.permutation:
-            raise NotImplementedError(f"system {system.key} (kind {system.kind}) needs permutation-invariant "
-                                      f"scoring, which the evaluation does not do yet; only known-order outputs "
-                                      f"are scored")
         described[system.key] = _describe(system, separator)
         started = time.perf_counter()
         frame = _score_system(name, system, separator, context, split, speech, parallel, examples, progress, known)
@@ -89,8 +88,12 @@ def evaluate_dataset(name: str, params: Params, data_dir: Path, models_dir: Path
 def _describe(system: System, separator: Separator) -> dict[str, Any]:
     """The systems.json entry of a row: its label, kind, model and what its separator declares."""
     meta = separator.metadata
-    return {"label": system.label, "kind": system.kind, "variant": system.variant, "supervision": meta.supervision,
-            "class_estimate": meta.classes, "permutation": meta.permutation, "max_mixtures": separator.max_mixtures}
+    entry = {"label": system.label, "kind": system.kind, "variant": system.variant, "supervision": meta.supervision,
+             "class_estimate": meta.classes, "permutation": meta.permutation, "max_mixtures": separator.max_mixtures}
+    note = getattr(separator, "note", "")
+    if note:
+        entry["note"] = note  # how a system was applied, where its kind says (e.g. the classical baselines)
+    return entry
 
 
 def _score_system(dataset: str, system: System, separator: Separator, context: BuildContext, split: MixtureSplit,
@@ -99,6 +102,7 @@ def _score_system(dataset: str, system: System, separator: Separator, context: B
     params, device, limit = context.params, context.device, separator.max_mixtures
     generator = torch.Generator(device=device).manual_seed(params.evaluate.seed + zlib.crc32(system.key.encode()))
     items, correct = [], {}
+    permuted = separator.metadata.permutation
     index = 0
     batches = split.batches(params.evaluate.batch_size, shuffle=False)
     for batch in tqdm(batches, desc=f"{dataset} {system.label}", unit="batch", disable=not progress,
@@ -115,12 +119,15 @@ def _score_system(dataset: str, system: System, separator: Separator, context: B
         for i in range(batch.size):
             mixture_id = f"{dataset}/test/{index + i:06d}"
             present = np.flatnonzero(truth[i])
-            items.append((mixture_id, references[i, present], estimates[i, present], mixture[i],
+            # outputs in no class order: its first len(present) outputs, matched to the sources by the search
+            chosen = estimates[i, :len(present)] if permuted else estimates[i, present]
+            items.append((mixture_id, references[i, present], chosen, mixture[i],
                           [speech[k] for k in present], [split.classes[k] for k in present]))
-            correct[mixture_id] = bool(np.array_equal(labels[i] > 0.5, truth[i] > 0.5))
-            examples.offer(index + i, system, mixture[i], references[i], estimates[i], truth[i], labels[i])
+            correct[mixture_id] = math.nan if permuted else float(np.array_equal(labels[i] > 0.5, truth[i] > 0.5))
+            if not permuted:  # the players show output k as class k
+                examples.offer(index + i, system, mixture[i], references[i], estimates[i], truth[i], labels[i])
         index += batch.size
-    frame = score_many(items, split.sample_rate, parallel=parallel, known=known)
+    frame = score_many(items, split.sample_rate, parallel=parallel, known=known, permutation=permuted)
     frame.insert(0, "system", system.key)
     frame.insert(1, "training", system.training)
     frame.insert(2, "method", system.method)

@@ -198,7 +198,7 @@ def _solve(model: NonNegativeVAE, magnitudes: torch.Tensor, combinations: torch.
     theta = torch.full((p, k), config.h_init_logit, device=device, dtype=dtype)
     objective = torch.empty(p, device=device, dtype=dtype)
     iterations = 0
-    with _frozen(model), torch.enable_grad():
+    with frozen(model), torch.enable_grad():
         for start in range(0, p, max_problems):
             stop = min(start + max_problems, p)
             iterations = max(iterations, _optimise_chunk(model, x, problems, start, stop, joint, config, mu0,
@@ -314,7 +314,7 @@ def _decode_chosen(model: NonNegativeVAE, labels: torch.Tensor, pair_index: torc
 
 
 @contextmanager
-def _frozen(model: torch.nn.Module):
+def frozen(model: torch.nn.Module):
     """Evaluation mode and no weight gradients inside; every module's mode and every requires_grad restored."""
     modes = [(module, module.training) for module in model.modules()]
     flags = [(param, param.requires_grad) for param in model.parameters()]

@@ -30,6 +30,9 @@ Failure policy (what `score_mixture` records; nothing raises for bad *estimates*
 - NaN values are never averaged: `summarise` computes means/medians over finite values only, reports how
   many values each statistic used (`<metric>_count`), and counts failures (`n_failed`, `n_pesq_failed`).
 
+Beside them, seed 004's perceptual figures (`pipeline.metrics.spectral`): `spectral_snr` (dB, clipped to MAX_DB)
+and `envelope_distance`, per source, NaN unless the source's status is ok.
+
 Bad inputs (wrong shapes, (L, S) instead of (S, L), non-finite references or mixture, speech flags of the
 wrong length) raise ValueError naming what was received.
 """
@@ -46,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.metrics.bss_batch import bss_eval_batch
+from pipeline.metrics.spectral import envelope_distance, spectral_snr
 from pipeline.parallel import Inline, ParallelMap
 
 logger = logging.getLogger(__name__)
@@ -59,10 +63,11 @@ SILENCE_RMS = 1e-6
 MAX_DB = 200.0
 PESQ_RATE = 8000
 BSS_METRICS = ("sdr", "sir", "sar")
-METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdri", "pesq")
-SUMMARY_METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdr_mixture", "si_sdri", "pesq", "pesq_mixture")
+METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdri", "pesq", "spectral_snr", "envelope_distance")
+SUMMARY_METRICS = ("sdr", "sir", "sar", "si_sdr", "si_sdr_mixture", "si_sdri", "pesq", "pesq_mixture", "spectral_snr",
+                   "envelope_distance")
 ROW_COLUMNS = ("mixture_id", "source", "index", "speech", "status", "sdr", "sir", "sar", "si_sdr",
-               "si_sdr_mixture", "si_sdri", "pesq", "pesq_mixture")
+               "si_sdr_mixture", "si_sdri", "pesq", "pesq_mixture", "spectral_snr", "envelope_distance")
 
 WORKER_PRELOAD = ("pipeline.metrics.separation", "pipeline.metrics.bss_batch", "pipeline.metrics.toeplitz", "pesq",
                   "soxr")
@@ -301,11 +306,14 @@ class _Checked:
                 for s in range(len(self.statuses))]
 
 
-def _bss_of(mixtures: Sequence[_Checked], device: str | None = None) -> list[dict[str, np.ndarray]]:
+def _bss_of(mixtures: Sequence[_Checked], device: str | None = None, permutation: bool = False
+            ) -> list[dict[str, np.ndarray]]:
     """BSS-Eval of every mixture, batched over those of one shape; all-NaN (S,) arrays where not scorable.
 
     Values are clipped to +-MAX_DB, and the SIR of a one-source mixture is NaN (no interferer: mir_eval's +inf
-    is not a score)."""
+    is not a score). `permutation`: the estimates come in no known order; each scorable mixture's estimates are
+    reordered in place to the assignment with the best mean SIR (mir_eval's rule), so SI-SDR, PESQ and the
+    spectral figures score the same pairs (a mixture BSS-Eval cannot score keeps its output order)."""
     results: list[dict[str, np.ndarray]] = [
         {name: np.full(len(m.statuses), np.nan) for name in BSS_METRICS} for m in mixtures]
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -316,8 +324,12 @@ def _bss_of(mixtures: Sequence[_Checked], device: str | None = None) -> list[dic
         for start in range(0, len(positions), BSS_BATCH):
             batch = positions[start:start + BSS_BATCH]
             values = bss_eval_batch(np.stack([mixtures[p].references for p in batch]),
-                                    np.stack([mixtures[p].estimates for p in batch]), device=device)
+                                    np.stack([mixtures[p].estimates for p in batch]), device=device,
+                                    permutation=permutation)
             for row, position in enumerate(batch):
+                if permutation:
+                    order = values["permutation"][row]
+                    mixtures[position].estimates = mixtures[position].estimates[order]
                 results[position] = {name: _clip_db(values[name][row]) for name in BSS_METRICS}
                 if shape[0] == 1:
                     results[position]["sir"] = np.full(1, np.nan)
@@ -352,6 +364,8 @@ def _score_source(
         "si_sdri": value - baseline,
         "pesq": pesq_nb(reference, estimate, rate) if speech and ok else math.nan,
         "pesq_mixture": pesq_mixture,
+        "spectral_snr": min(spectral_snr(reference, estimate), MAX_DB) if ok else math.nan,
+        "envelope_distance": envelope_distance(reference, estimate) if ok else math.nan,
     }
 
 
@@ -379,6 +393,7 @@ def score_many(
     progress: bool = False,
     device: str | None = None,
     known: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    permutation: bool = False,
 ) -> pd.DataFrame:
     """Score many mixtures; one row per (mixture, source), in input order whichever `parallel` map runs it.
 
@@ -388,7 +403,9 @@ def score_many(
     imported). Every item runs with one BLAS thread, so the scores do not depend on the map. `device`: where
     BSS-Eval runs (default CPU; "cuda" batches each chunk on the GPU). `known`: per mixture id, each source's
     (si_sdr_mixture, pesq_mixture) from an earlier call on the same mixtures (`mixture_scores`), not recomputed:
-    every system of a test split shares them, and the mixture's PESQ is half of all PESQ work.
+    every system of a test split shares them, and the mixture's PESQ is half of all PESQ work. `permutation`:
+    the estimates of an item come in no known order; each is scored against the reference of the assignment
+    with the best mean SIR over all S! (mir_eval's `compute_permutation=True`).
     """
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1; got {chunk}")
@@ -399,7 +416,8 @@ def score_many(
     tasks = [(c, [known.get(item[0]) for item in c]) for c in _chunks(items, chunk)]
     rows: list[dict] = []
     with tqdm(total=sum(len(c) for c, _ in tasks), desc="score", unit="mixture", disable=not progress) as bar:
-        for chunk_rows in parallel.map(partial(_score_task, rate=rate, device=device), tasks, task="score"):
+        score = partial(_score_task, rate=rate, device=device, permutation=permutation)
+        for chunk_rows in parallel.map(score, tasks, task="score"):
             for item_rows in chunk_rows:
                 rows.extend(item_rows)
                 bar.update(1)
@@ -410,13 +428,14 @@ def score_many(
 
 
 def score_chunk(items: Sequence[Item], rate: int, device: str | None = None,
-                known: Sequence[Sequence[tuple[float, float]] | None] | None = None) -> list[list[dict]]:
+                known: Sequence[Sequence[tuple[float, float]] | None] | None = None,
+                permutation: bool = False) -> list[list[dict]]:
     """The rows of each item of a chunk (one task of `score_many`): BSS-Eval batched over the chunk; `known`:
     per item, its sources' (si_sdr_mixture, pesq_mixture) or None."""
     known = known or [None] * len(items)
     with _one_thread():
         checked = [_checked_item(item) for item in items]
-        bss = _bss_of(checked, device)
+        bss = _bss_of(checked, device, permutation)
         rows = []
         for item, mixture, values, mixture_known in zip(items, checked, bss, known):
             mixture_id, names = item[0], list(item[5])
@@ -427,9 +446,9 @@ def score_chunk(items: Sequence[Item], rate: int, device: str | None = None,
 
 
 def _score_task(task: tuple[Sequence[Item], Sequence[Sequence[tuple[float, float]] | None]], rate: int,
-                device: str | None) -> list[list[dict]]:
+                device: str | None, permutation: bool = False) -> list[list[dict]]:
     items, known = task
-    return score_chunk(items, rate, device, known)
+    return score_chunk(items, rate, device, known, permutation)
 
 
 def mixture_scores(frame: pd.DataFrame) -> dict[str, list[tuple[float, float]]]:

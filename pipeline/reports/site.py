@@ -46,7 +46,8 @@ FIGURE_NOTE = ("Violins over test sources, medians marked and written; \"k of n 
 TABLE_COLUMNS = {  # pipeline.evaluation.tables.MARKDOWN_COLUMNS, repeated to keep this module light
     "training": "training", "method": "signal estimate", "classes": "classes",
     "sdr_median": "SDR", "sir_median": "SIR", "sar_median": "SAR", "si_sdri_median": "SI-SDRi",
-    "pesq_median": "PESQ", "label_accuracy": "labels right", "n_failed": "failed", "mixtures": "mixtures",
+    "pesq_median": "PESQ", "spectral_snr_mean": "spectral SNR", "envelope_distance_mean": "envelope dist.",
+    "label_accuracy": "labels right", "n_failed": "failed", "mixtures": "mixtures",
 }
 
 

@@ -87,7 +87,8 @@ class Mixtures:
     """A batch of test mixtures as the evaluation loop hands it to every separator (all on one device).
 
     waveforms: (B, L) mixtures; magnitudes: (B, T, F) |STFT| of the waveforms (params.stft), shared;
-    labels: (B, K) {0, 1} true classes, read only by separators whose class estimate is `oracle`;
+    labels: (B, K) {0, 1} true classes, read only by separators whose class estimate is `oracle`, and for their
+    count alone (the number of sources, which seed 004's blind baselines are given) by those that say so;
     sources: (B, K, L) true sources (zeros for absent classes), read only by reference separators.
     """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import Params
-from pipeline.separators import drnn, nmf, references, vae
+from pipeline.separators import classical, drnn, nmf, priors, references, vae
 from pipeline.separators.base import BuildContext, Kind, Separator, System, WindowSeparator
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
@@ -20,6 +20,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     vae.INVERSE,
     nmf.NMF,
     drnn.DRNN,
+    priors.PRIORS,
+    classical.CLASSICAL,
 )}
 DEFAULT_STREAM_KIND = vae.FORWARD_KIND  # the kind of every model file written before kinds were recorded
 

@@ -55,8 +55,8 @@ def repo_params_raw() -> dict[str, Any]:
 
 
 def with_datasets(raw: dict[str, Any], datasets: dict[str, Any]) -> dict[str, Any]:
-    """Replace the datasets of a params mapping; variants, DRNN, evaluation and scene settings of the old ones are
-    dropped."""
+    """Replace the datasets of a params mapping; variants, DRNN, evaluation, prior and scene settings of the old
+    ones are dropped."""
     raw["datasets"] = datasets
     drnn = raw.get("drnn")
     if drnn is not None:
@@ -66,6 +66,10 @@ def with_datasets(raw: dict[str, Any], datasets: dict[str, Any]) -> dict[str, An
     raw["variants"] = {k: v for k, v in raw.get("variants", {}).items() if v["dataset"] in datasets}
     raw["evaluate"]["datasets"] = {k: v for k, v in raw["evaluate"]["datasets"].items() if k in datasets}
     raw["scenes"]["datasets"] = [name for name in raw["scenes"]["datasets"] if name in datasets]
+    priors = raw.get("priors")
+    if priors is not None:
+        priors["variants"] = {k: v for k, v in priors["variants"].items() if k in datasets and v in raw["variants"]}
+        priors["classical"]["datasets"] = [name for name in priors["classical"]["datasets"] if name in datasets]
     return raw
 
 

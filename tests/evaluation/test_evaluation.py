@@ -129,3 +129,54 @@ def test_metrics_carry_the_global_figures(evaluated):
     assert metrics["dt.reference.mixture.oracle.gnsdr"] == 0.0
     assert metrics["dt.reference.oracle.oracle.gnsdr"] > 6
     assert "dt.class.inverse_joint.classify.gsir" in metrics
+
+
+def test_the_generative_prior_and_classical_rows_are_evaluated_and_described(evaluated, tmp_path):
+    """Seed 004's rows on the tiny dataset: keys present, permutation declared, how each was applied noted."""
+    params, root, _ = evaluated
+    priors = dataclasses.replace(params.priors, variants={"dt": "dt-source"},
+                                 classical=dataclasses.replace(params.priors.classical, datasets=("dt",)),
+                                 schedule=dataclasses.replace(params.priors.schedule, mixtures=4, steps=3,
+                                                              blind_iterations=5))
+    params = dataclasses.replace(params, priors=priors,
+                                 variants={k: v for k, v in params.variants.items() if k == "dt-source"})
+    keys = [s.key for s in systems_for("dt", params)]
+    new = ["gp-vae.pgd.all", "nmf-blind.blind.perm", "fastica.blind.perm", "pca.blind.perm", "kpca.blind.perm"]
+    assert keys[:7] == ["reference.oracle.oracle", "reference.mixture.oracle", *new]  # the dataset's own rows
+    metrics = evaluate_dataset("dt", params, root / "dt", root / "models", tmp_path / "out", progress=False)
+    for key in new:
+        assert metrics[f"dt.{key}.mixtures"] == 4.0
+        for statistic in ("sdr_median", "sir_mean", "spectral_snr_mean", "envelope_distance_mean"):
+            assert f"dt.{key}.{statistic}" in metrics
+    described = json.loads((tmp_path / "out" / "systems.json").read_text())
+    assert described["gp-vae.pgd.all"]["variant"] == "dt-source" and not described["gp-vae.pgd.all"]["permutation"]
+    assert "every class generator takes part" in described["gp-vae.pgd.all"]["note"]
+    assert described["fastica.blind.perm"]["permutation"] and described["fastica.blind.perm"]["supervision"] == "none"
+    assert "frames as observations" in described["fastica.blind.perm"]["note"]
+    assert metrics["dt.pca.blind.perm.label_accuracy"] is None
+    write_tables("dt", params, pd.read_parquet(tmp_path / "out" / "scores.parquet"), tmp_path / "tables")
+    markdown = (tmp_path / "tables" / "dt.md").read_text()
+    assert "scored **permutation-invariantly**" in markdown and "frames are the observations" in markdown
+    assert "| kpca | blind | perm |" in markdown and "spectral SNR | envelope dist." in markdown
+
+
+def test_a_prior_variant_that_is_not_a_vae_of_the_dataset_is_named(evaluated):
+    from pipeline.config import parse_params
+    from pipeline.testing.datasets import tiny_training_raw
+
+    params, _, _ = evaluated
+    nmf = parse_params(tiny_training_raw()).variants["dt-nmf"]
+    params = dataclasses.replace(params, variants={**params.variants, "dt-nmf": nmf},
+                                 priors=dataclasses.replace(params.priors, variants={"dt": "dt-nmf"}))
+    with pytest.raises(ValueError, match=r"priors.variants.dt = 'dt-nmf': expected a VAE variant trained on dt "
+                                         r"\(its class decoders are the generators\); VAE variants of dt: "
+                                         r"\['dt-class', 'dt-source'\]"):
+        systems_for("dt", params)
+
+
+def test_a_prior_variant_missing_from_the_variants_gives_no_row_and_says_so(evaluated, caplog):
+    params, _, _ = evaluated
+    params = dataclasses.replace(params, priors=dataclasses.replace(params.priors, variants={"dt": "dt-gone"}))
+    with caplog.at_level("WARNING", logger="pipeline.separators.priors"):
+        assert not [s for s in systems_for("dt", params) if s.kind == "gp-vae"]
+    assert "priors.variants.dt = 'dt-gone' is not among the variants" in caplog.text

@@ -63,16 +63,47 @@ def test_a_registered_kind_is_evaluated_and_keyed_like_every_system(dataset, tmp
     assert described["kind"] == "toy" and described["supervision"] == "none" and not described["permutation"]
 
 
-def test_a_kind_whose_outputs_need_a_permutation_search_is_refused(dataset, tmp_path, monkeypatch):
+@dataclass(frozen=True)
+class SwappedSources:
+    """The true sources of each mixture as its first outputs, in reverse order: right only after a permutation."""
+
+    max_mixtures: int
+    metadata: Metadata
+
+    def separate(self, mixtures: Mixtures, generator: torch.Generator) -> Separation:
+        out = torch.zeros_like(mixtures.sources)
+        for b in range(out.shape[0]):
+            present = torch.nonzero(mixtures.labels[b]).flatten()
+            out[b, :len(present)] = mixtures.sources[b, present.flip(0)]
+        return Separation(out, torch.zeros_like(mixtures.labels))
+
+
+@pytest.mark.parametrize("permutation", [True, False])
+def test_outputs_in_no_class_order_are_scored_after_a_permutation_search(dataset, tmp_path, monkeypatch,
+                                                                          permutation):
     params, data = dataset
-    monkeypatch.setitem(registry.KINDS, "toy", _toy_kind(permutation=True))
-    with pytest.raises(NotImplementedError, match=r"toy\.half\.oracle \(kind toy\) needs permutation-invariant"):
-        evaluate_dataset("dt", params, data, tmp_path / "models", tmp_path / "out", progress=False)
+
+    def rows(dataset, params, variant):
+        return [System("swap", "blind", "perm", kind="swap")] if variant is None else []
+
+    kind = Kind("swap", rows, lambda system, context: SwappedSources(4, Metadata("none", "estimated", permutation)))
+    monkeypatch.setitem(registry.KINDS, "swap", kind)
+    metrics = evaluate_dataset("dt", params, data, tmp_path / "models", tmp_path / "out", progress=False)
+    if permutation:   # the search finds the sources: perfect scores, and no label accuracy to speak of
+        assert metrics["dt.swap.blind.perm.sdr_median"] > 100 and metrics["dt.swap.blind.perm.si_sdr_median"] > 100
+        assert metrics["dt.swap.blind.perm.spectral_snr_median"] > 100
+        assert metrics["dt.swap.blind.perm.label_accuracy"] is None
+    else:             # taken as class order, each output is the other source
+        assert metrics["dt.swap.blind.perm.sdr_median"] < 0
+        assert metrics["dt.swap.blind.perm.label_accuracy"] == 0.0
+    described = json.loads((tmp_path / "out" / "systems.json").read_text())["swap.blind.perm"]
+    assert described["permutation"] is permutation
 
 
 def test_the_registry_refuses_an_unknown_kind_naming_the_known_ones():
     with pytest.raises(ValueError, match="unknown separator kind 'deep-clustering'; known kinds: oracle-mask, "
-                                         "mixture, vae-forward, vae-inverse, nmf, drnn"):
+                                         "mixture, vae-forward, vae-inverse, nmf, drnn, gp-vae, "
+                                         "classical"):
         registry.kind("deep-clustering")
     with pytest.raises(ValueError, match="unknown separator kind 'deep-clustering'"):
         registry.build(System("dc", "forward", "oracle", kind="deep-clustering"), None)

@@ -54,6 +54,8 @@ def write_fake_evaluation(folder: Path, dataset: str, params: Params, seed: int,
                     "pesq": (np.nan if failed or m == 2 else 1.2 + level / 10 + 0.1 * rng.random()) if is_speech
                     else np.nan,
                     "pesq_mixture": 1.3 if is_speech else np.nan, "speech": is_speech,
+                    "spectral_snr": np.nan if failed else level / 2 + rng.normal(0, 1),
+                    "envelope_distance": np.nan if failed else 0.05 + 0.01 * rng.random(),
                     "labels_correct": bool(m % 3),
                 })
     scores = pd.DataFrame(rows)

@@ -81,6 +81,15 @@ def test_paper_comparison_states_the_profile_and_our_numbers(report):
     assert "| d1: discriminative minus plain objective, GSIR / GSAR (seed 002) | GSIR up, GSAR down" in markdown
     assert "| d1: best recurrent layer by GNSDR (seed 002) | DRNN-2 |" in markdown
     assert "d4: joint mask layer" not in markdown and "| d4: DRNN minus source-trained NMF" in markdown
+    # seed 004: the generative prior against the best classical baseline, and against the VAD on the same decoders
+    prior = re.search(r"\| d1: generative prior minus the best classical baseline, SDR \(seed 004\) \| > 0 [^|]*\| "
+                      r"([^|]+) \| d1\.gp-vae\.pgd\.all\.sdr_median − d1\.[a-z-]+\.blind\.perm\.sdr_median \|"
+                      r"[^|]*fastica [-\d.]+ dB \(SIR", markdown)
+    assert prior and re.fullmatch(r"[+-]\d+\.\d\d dB", prior.group(1).strip())
+    objective = re.search(r"\| d1: the seed's objective minus the VAD's, same decoders \(source-vae\), SDR \| [^|]+\| "
+                          r"([^|]+) \|", markdown)
+    assert objective and re.fullmatch(r"[+-]\d+\.\d\d dB", objective.group(1).strip())
+    assert "| d2: generative prior minus the best classical baseline, SDR (seed 004) |" in markdown
     lines = (out / "paper_comparison.csv").read_text().splitlines()
     assert lines[0] == "profile,claim,paper,ours,key,note"
     assert all(line.startswith("demo,") for line in lines[1:]) and len(lines) > 8
