@@ -64,10 +64,6 @@ def evaluate_dataset(name: str, params: Params, data_dir: Path, models_dir: Path
     examples = _Examples(params.evaluate.examples, split.classes)
     for system in systems_for(name, params):
         separator = build(system, context)
-        if separator.metadata.permutation:
-            raise NotImplementedError(f"system {system.key} (kind {system.kind}) needs permutation-invariant "
-                                      f"scoring, which the evaluation does not do yet; only known-order outputs "
-                                      f"are scored")
         described[system.key] = _describe(system, separator)
         started = time.perf_counter()
         frame = _score_system(name, system, separator, context, split, speech, parallel, examples, progress, known)
@@ -120,7 +116,8 @@ def _score_system(dataset: str, system: System, separator: Separator, context: B
             correct[mixture_id] = bool(np.array_equal(labels[i] > 0.5, truth[i] > 0.5))
             examples.offer(index + i, system, mixture[i], references[i], estimates[i], truth[i], labels[i])
         index += batch.size
-    frame = score_many(items, split.sample_rate, parallel=parallel, known=known)
+    frame = score_many(items, split.sample_rate, parallel=parallel, known=known,
+                       permutation=separator.metadata.permutation)
     frame.insert(0, "system", system.key)
     frame.insert(1, "training", system.training)
     frame.insert(2, "method", system.method)

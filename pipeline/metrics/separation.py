@@ -1,7 +1,8 @@
 """Source-separation metrics as pure functions: BSS-Eval (SDR/SIR/SAR), SI-SDR, narrow-band PESQ.
 
 Shapes: a mixture has S sources of L samples; `references` and `estimates` are (S, L), one estimate per
-reference in the same (known) order, so BSS-Eval runs with `compute_permutation=False`. `mixture` is (L,).
+reference in the same (known) order, so BSS-Eval runs with `compute_permutation=False`, unless the caller says
+the order is unknown (`score_many(..., permutation=True)`: mir_eval's permutation search). `mixture` is (L,).
 
 BSS-Eval is `pipeline.metrics.bss_batch`: the decomposition of `mir_eval.separation.bss_eval_sources` batched
 over mixtures in torch float64 with a block-Levinson solver (mir_eval 0.8.2 is the cross-check in the tests,
@@ -301,11 +302,14 @@ class _Checked:
                 for s in range(len(self.statuses))]
 
 
-def _bss_of(mixtures: Sequence[_Checked], device: str | None = None) -> list[dict[str, np.ndarray]]:
+def _bss_of(mixtures: Sequence[_Checked], device: str | None = None, permutation: bool = False
+            ) -> list[dict[str, np.ndarray]]:
     """BSS-Eval of every mixture, batched over those of one shape; all-NaN (S,) arrays where not scorable.
 
     Values are clipped to +-MAX_DB, and the SIR of a one-source mixture is NaN (no interferer: mir_eval's +inf
-    is not a score)."""
+    is not a score). `permutation`: the estimates come in no known order; each scorable mixture's are matched to
+    its references by mir_eval's rule (the assignment of highest mean SIR) and reordered in place, so SI-SDR and
+    PESQ score the same pairs."""
     results: list[dict[str, np.ndarray]] = [
         {name: np.full(len(m.statuses), np.nan) for name in BSS_METRICS} for m in mixtures]
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -316,8 +320,11 @@ def _bss_of(mixtures: Sequence[_Checked], device: str | None = None) -> list[dic
         for start in range(0, len(positions), BSS_BATCH):
             batch = positions[start:start + BSS_BATCH]
             values = bss_eval_batch(np.stack([mixtures[p].references for p in batch]),
-                                    np.stack([mixtures[p].estimates for p in batch]), device=device)
+                                    np.stack([mixtures[p].estimates for p in batch]), device=device,
+                                    permutation=permutation)
             for row, position in enumerate(batch):
+                if permutation:
+                    mixtures[position].estimates = mixtures[position].estimates[values["permutation"][row]]
                 results[position] = {name: _clip_db(values[name][row]) for name in BSS_METRICS}
                 if shape[0] == 1:
                     results[position]["sir"] = np.full(1, np.nan)
@@ -379,6 +386,7 @@ def score_many(
     progress: bool = False,
     device: str | None = None,
     known: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    permutation: bool = False,
 ) -> pd.DataFrame:
     """Score many mixtures; one row per (mixture, source), in input order whichever `parallel` map runs it.
 
@@ -388,7 +396,9 @@ def score_many(
     imported). Every item runs with one BLAS thread, so the scores do not depend on the map. `device`: where
     BSS-Eval runs (default CPU; "cuda" batches each chunk on the GPU). `known`: per mixture id, each source's
     (si_sdr_mixture, pesq_mixture) from an earlier call on the same mixtures (`mixture_scores`), not recomputed:
-    every system of a test split shares them, and the mixture's PESQ is half of all PESQ work.
+    every system of a test split shares them, and the mixture's PESQ is half of all PESQ work. `permutation`:
+    the estimates of each item come in no known order (partition-based separators); BSS-Eval's permutation
+    search matches them to the references first (see `_bss_of`).
     """
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1; got {chunk}")
@@ -399,7 +409,8 @@ def score_many(
     tasks = [(c, [known.get(item[0]) for item in c]) for c in _chunks(items, chunk)]
     rows: list[dict] = []
     with tqdm(total=sum(len(c) for c, _ in tasks), desc="score", unit="mixture", disable=not progress) as bar:
-        for chunk_rows in parallel.map(partial(_score_task, rate=rate, device=device), tasks, task="score"):
+        for chunk_rows in parallel.map(partial(_score_task, rate=rate, device=device, permutation=permutation),
+                                       tasks, task="score"):
             for item_rows in chunk_rows:
                 rows.extend(item_rows)
                 bar.update(1)
@@ -410,13 +421,14 @@ def score_many(
 
 
 def score_chunk(items: Sequence[Item], rate: int, device: str | None = None,
-                known: Sequence[Sequence[tuple[float, float]] | None] | None = None) -> list[list[dict]]:
+                known: Sequence[Sequence[tuple[float, float]] | None] | None = None,
+                permutation: bool = False) -> list[list[dict]]:
     """The rows of each item of a chunk (one task of `score_many`): BSS-Eval batched over the chunk; `known`:
-    per item, its sources' (si_sdr_mixture, pesq_mixture) or None."""
+    per item, its sources' (si_sdr_mixture, pesq_mixture) or None; `permutation`: see `score_many`."""
     known = known or [None] * len(items)
     with _one_thread():
         checked = [_checked_item(item) for item in items]
-        bss = _bss_of(checked, device)
+        bss = _bss_of(checked, device, permutation)
         rows = []
         for item, mixture, values, mixture_known in zip(items, checked, bss, known):
             mixture_id, names = item[0], list(item[5])
@@ -427,9 +439,9 @@ def score_chunk(items: Sequence[Item], rate: int, device: str | None = None,
 
 
 def _score_task(task: tuple[Sequence[Item], Sequence[Sequence[tuple[float, float]] | None]], rate: int,
-                device: str | None) -> list[list[dict]]:
+                device: str | None, permutation: bool = False) -> list[list[dict]]:
     items, known = task
-    return score_chunk(items, rate, device, known)
+    return score_chunk(items, rate, device, known, permutation)
 
 
 def mixture_scores(frame: pd.DataFrame) -> dict[str, list[tuple[float, float]]]:

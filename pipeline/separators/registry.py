@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import Params
-from pipeline.separators import drnn, nmf, references, vae
+from pipeline.separators import dpcl, drnn, nmf, references, vae
 from pipeline.separators.base import BuildContext, Kind, Separator, System, WindowSeparator
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
@@ -20,6 +20,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     vae.INVERSE,
     nmf.NMF,
     drnn.DRNN,
+    dpcl.DPCL,
 )}
 DEFAULT_STREAM_KIND = vae.FORWARD_KIND  # the kind of every model file written before kinds were recorded
 
