@@ -548,6 +548,7 @@ class DpclConfig(Section):
     sce: SceConfig
     plus: DpclPlusConfig
     seed: Int
+    batch_size: per_profile(PositiveInt)   # mixtures per step (the BLSTM over every bin is costly on a CPU)
     schedule: per_profile(Schedule)        # DPCL and SCE
     finetune: per_profile(Schedule)        # DPCL++ (from DPCL's weights)
     systems: tuple[Annotated[Str, one_of(*DPCL_SYSTEMS)], ...]

@@ -53,7 +53,7 @@ def tiny_pipeline_params(params: dict) -> dict:
                           schedule={"demo": {"max_steps": 2, "validate_every": 1},
                                     "paper": {"max_steps": 2, "validate_every": 1}})
     params["dpcl"].update(hidden={"demo": 8, "paper": 8}, layers={"demo": 1, "paper": 1},
-                          embedding={"demo": 4, "paper": 4}, datasets=["d1"],
+                          embedding={"demo": 4, "paper": 4}, datasets=["d1"], batch_size={"demo": 8, "paper": 8},
                           schedule={"demo": {"max_steps": 2, "validate_every": 1},
                                     "paper": {"max_steps": 2, "validate_every": 1}},
                           finetune={"demo": {"max_steps": 1, "validate_every": 1},

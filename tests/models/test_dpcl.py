@@ -158,7 +158,7 @@ def _dpcl_raw() -> dict:
     raw["variants"] = {}
     raw["drnn"].update({"datasets": [], "ablation_datasets": {"demo": [], "paper": []}})
     raw["dpcl"].update({"hidden": {"demo": 12, "paper": 12}, "layers": {"demo": 1, "paper": 1},
-                        "embedding": {"demo": 6, "paper": 6}, "datasets": ["dt"],
+                        "embedding": {"demo": 6, "paper": 6}, "datasets": ["dt"], "batch_size": {"demo": 8, "paper": 8},
                         "schedule": {"demo": {"max_steps": 9, "validate_every": 3},
                                      "paper": {"max_steps": 9, "validate_every": 3}},
                         "finetune": {"demo": {"max_steps": 6, "validate_every": 3},

@@ -112,7 +112,7 @@ def dpcl_setup(dataset: str, system: str, params: Params, classes: list[str]) ->
                               hard_steps=config.kmeans.steps)
     schedule = config.finetune if plus else config.schedule
     return TrainingSetup(name=variant_name(dataset, system), dataset=dataset, shape=shape, objective=objective,
-                         batch_size=train.batch_size, learning_rate=train.learning_rate, patience=train.patience,
+                         batch_size=config.batch_size, learning_rate=train.learning_rate, patience=train.patience,
                          max_steps=schedule.max_steps, validate_every=schedule.validate_every, seed=config.seed,
                          shuffle_groups=train.shuffle_groups)
 
