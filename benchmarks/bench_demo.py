@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("fetch", "prepare", "mix", "train", "train_drnn", "training_summary", "evaluate", "scenes",
+ORDER = ("fetch", "prepare", "mix", "train", "train_drnn", "train_dpcl", "training_summary", "evaluate", "scenes",
          "evaluate_scenes", "select_model", "report")
 BUDGET_SECONDS = 15 * 60
 

@@ -9,7 +9,9 @@ Three implementations of the VAE are timed:
 - `pipeline bf16`: the same under bfloat16 autocast (`train.precision: bf16`).
 Beside them, at the same batch size, the DRNN baseline (seed 002; pipeline/models/drnn.py), source-supervised
 with its main configuration (DRNN-2, joint mask, MSE with the discriminative term) at the demo width
-(`drnn 256`) and the paper width (`drnn 1000`).
+(`drnn 256`) and the paper width (`drnn 1000`), and the partition-based separators of seed 003
+(pipeline/models/dpcl.py) at the demo sizes (1 BLSTM layer of 2 x 32, E = 10; DPCL++'s enhancement 2 x 16):
+`dpcl`, `sce` (5 negatives, mu 0.5) and `dpcl++` (soft k-means beta 10, 3 soft steps, 10 hard steps for the start).
 Each run is its own process that trains one model, as a training stage does (with the same CPU runtime
 settings, `pipeline.models.device.pick_device`); runs of the three alternate for several rounds, so that a
 noisy machine slows them alike. Each figure is the best and the median step over all rounds: the best step is
@@ -37,13 +39,15 @@ from benchmarks.reference_vae import ReferenceVAE
 from pipeline.config import StftConfig
 from pipeline.models.data import Batch
 from pipeline.models.device import keep_freed_memory
+from pipeline.models.dpcl import DpclShape
 from pipeline.models.drnn import DrnnObjective, DrnnShape
 from pipeline.models.objective import Objective
 from pipeline.models.train import build_model
+from pipeline.models.train.dpcl import DpclObjective
 from pipeline.models.vae import ModelShape
 
 BATCH = 100
-IMPLEMENTATIONS = ("reference", "pipeline fp32", "pipeline bf16", "drnn 256", "drnn 1000")
+IMPLEMENTATIONS = ("reference", "pipeline fp32", "pipeline bf16", "drnn 256", "drnn 1000", "dpcl", "sce", "dpcl++")
 
 
 def synthetic_batch(classes: int, batch: int, device: torch.device, seed: int = 0) -> Batch:
@@ -71,6 +75,14 @@ def training_steps(classes: int, device: torch.device, only: str | None = None) 
             steps[f"drnn {width}"] = _objective_step(
                 build_model(DrnnShape(num_classes=classes, bins=stft.bins, width=width), seed=0), device, batch,
                 DrnnObjective("mse", 0.05, stft))
+    for system in ("dpcl", "sce", "dpcl++"):
+        if only in (None, system):
+            plus = system == "dpcl++"
+            shape = DpclShape(system, bins=stft.bins, hidden=32, layers=1, embedding=10,
+                              identities=classes if system == "sce" else 0, enhance_hidden=16 if plus else 0,
+                              enhance_layers=1 if plus else 0)
+            steps[system] = _objective_step(build_model(shape, seed=0), device, batch, DpclObjective(
+                system, stft, -40.0, negatives=5, negative_weight=0.5, beta=10.0, soft_steps=3, hard_steps=10))
     return steps
 
 
@@ -93,7 +105,7 @@ def _pipeline_step(classes: int, device: torch.device, batch: Batch, objective: 
 
 
 def _objective_step(model: torch.nn.Module, device: torch.device, batch: Batch,
-                    objective: Objective | DrnnObjective) -> Callable[[], None]:
+                    objective: Objective | DrnnObjective | DpclObjective) -> Callable[[], None]:
     """The training loop's step of `model` under `objective` (its `terms`), with fused Adam."""
     model = model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), fused=True)
@@ -173,7 +185,7 @@ def main() -> None:
         results = measure(classes, args, rounds, steps)
         baseline = results["reference"][0]
         for name, (best, median) in results.items():
-            versus = f"({best / baseline:.2f}x reference)" if not name.startswith("drnn") else \
+            versus = f"({best / baseline:.2f}x reference)" if name.startswith(("reference", "pipeline")) else \
                 f"({best / results['pipeline fp32'][0]:.2f}x the VAE fp32)"
             print(f"K = {classes:>2}  {name:<14} best {best:6.0f} mixtures/s   median {median:6.0f}   {versus}",
                   flush=True)

@@ -506,6 +506,63 @@ class DrnnConfig(Section):
         return found
 
 
+DPCL_SYSTEMS = ("dpcl", "sce", "dpcl++")
+
+
+@section
+class KmeansConfig(Section):
+    """Hard k-means at inference (seed 003: 10 steps, 2 tries): Lloyd steps and seeded restarts."""
+
+    steps: PositiveInt
+    restarts: PositiveInt
+
+
+@section
+class SceConfig(Section):
+    """Source contrastive estimation's negative sampling: K identities drawn per bin, weight μ of their term."""
+
+    negatives: NonNegativeInt
+    weight: Fraction
+
+
+@section
+class DpclPlusConfig(Section):
+    """DPCL++: the enhancement BLSTM (units per direction, layers), soft k-means (stiffness β, unrolled steps)."""
+
+    hidden: per_profile(PositiveInt)
+    layers: PositiveInt
+    beta: PositiveFloat
+    soft_steps: PositiveInt
+
+
+@section
+class DpclConfig(Section):
+    """Deep clustering, SCE and DPCL++ (seed 003; pipeline/models/dpcl.py): `systems` trained on each of
+    `datasets` by one `train_dpcl@<dataset>` stage; DPCL++ is fine-tuned from DPCL, so it needs `dpcl` first."""
+
+    hidden: per_profile(PositiveInt)       # BLSTM units per direction
+    layers: per_profile(PositiveInt)       # stacked BLSTM layers
+    embedding: per_profile(PositiveInt)    # E
+    silence_db: Annotated[Float, rule(lambda v: v < 0, "a negative level in dB")]
+    kmeans: KmeansConfig
+    sce: SceConfig
+    plus: DpclPlusConfig
+    seed: Int
+    batch_size: per_profile(PositiveInt)   # mixtures per step (the BLSTM over every bin is costly on a CPU)
+    schedule: per_profile(Schedule)        # DPCL and SCE
+    finetune: per_profile(Schedule)        # DPCL++ (from DPCL's weights)
+    systems: tuple[Annotated[Str, one_of(*DPCL_SYSTEMS)], ...]
+    datasets: tuple[Name, ...]
+
+    @model_validator(mode="after")
+    def _order(self) -> DpclConfig:
+        systems = list(self.systems)
+        require(len(set(systems)) == len(systems), "each system once", key=("systems",), value=systems)
+        require("dpcl++" not in systems or ("dpcl" in systems and systems.index("dpcl") < systems.index("dpcl++")),
+                "dpcl before dpcl++ (DPCL++ is fine-tuned from DPCL)", key=("systems",), value=systems)
+        return self
+
+
 SUPERVISIONS = ("source", "class")
 VAE_MODELS = ("vae", "ae")        # the paper's network, with and without its variational layer
 MODEL_KINDS = (*VAE_MODELS, "nmf")  # nmf: the NMF baseline (pipeline/models/nmf.py)
@@ -672,6 +729,7 @@ class Params(Section):
     train: TrainConfig
     nmf: NmfConfig
     drnn: DrnnConfig
+    dpcl: DpclConfig
     variants: dict[Name, VariantConfig]
     evaluate: EvaluateConfig
     priors: PriorsConfig
@@ -704,6 +762,9 @@ class Params(Section):
             for position, name in enumerate(getattr(self.drnn, key)):
                 require(name in self.datasets, f"one of the datasets {sorted(self.datasets)}",
                         key=("drnn", key, position), value=name)
+        for position, name in enumerate(self.dpcl.datasets):
+            require(name in self.datasets, f"one of the datasets {sorted(self.datasets)}",
+                    key=("dpcl", "datasets", position), value=name)
         for name, settings in self.evaluate.datasets.items():
             require(name in self.datasets, f"one of the datasets {sorted(self.datasets)}",
                     key=("evaluate", "datasets", name), value=name)

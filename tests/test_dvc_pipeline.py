@@ -52,6 +52,12 @@ def tiny_pipeline_params(params: dict) -> dict:
     params["drnn"].update(width={"demo": 8, "paper": 8}, ablations={"drnn-kl": {"loss": "kl", "discriminative": 0.0}},
                           schedule={"demo": {"max_steps": 2, "validate_every": 1},
                                     "paper": {"max_steps": 2, "validate_every": 1}})
+    params["dpcl"].update(hidden={"demo": 8, "paper": 8}, layers={"demo": 1, "paper": 1},
+                          embedding={"demo": 4, "paper": 4}, datasets=["d1"], batch_size={"demo": 8, "paper": 8},
+                          schedule={"demo": {"max_steps": 2, "validate_every": 1},
+                                    "paper": {"max_steps": 2, "validate_every": 1}},
+                          finetune={"demo": {"max_steps": 1, "validate_every": 1},
+                                    "paper": {"max_steps": 1, "validate_every": 1}})
     params["evaluate"].update(batch_size=6, examples=1,
                               schedule={"demo": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3},
                                         "paper": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3}})
@@ -92,7 +98,7 @@ def first_run(project) -> str:
 
 def test_repro_builds_everything(project, first_run):
     assert {"fetch@sc09", "prepare@grid", "mix@d1", "train@d2-class-vae", "train_drnn@d1", "train_drnn@d4",
-            "evaluate@d3", "scenes@d2",
+            "train_dpcl@d1", "evaluate@d3", "scenes@d2",
             "evaluate_scenes@d3", "select_model", "training_summary", "report"} <= _ran_stages(first_run)
     for dataset in ("d1", "d2", "d3", "d4"):
         assert read_manifest(project / "data" / "mixtures" / dataset / "train")["rows"] == 24
@@ -103,6 +109,9 @@ def test_repro_builds_everything(project, first_run):
     assert "d2.class-vae.inverse_joint.classify.sdr_median" in metrics and list(metrics) == sorted(metrics)
     assert {"d1.drnn.forward.oracle.gnsdr", "d1.drnn-kl.forward.oracle.sdr_median", "d3.drnn.forward.classify.gsir"} \
         <= set(metrics) and "d2.drnn-kl.forward.oracle.sdr_median" not in metrics
+    assert {"d1.dpcl.forward.oracle.sdr_median", "d1.sce.forward.oracle.sir_median",
+            "d1.dpcl++.forward.oracle.gnsdr"} <= set(metrics) and "d3.dpcl.forward.oracle.sdr_median" not in metrics
+    assert (project / "data" / "models" / "d1" / "dpcl" / "dpcl++" / "model.pt").is_file()
     assert (project / "data" / "models" / "d1" / "drnn" / "drnn-kl" / "model.pt").is_file()
     assert "| d1-drnn-kl |" in (project / "reports" / "training_summary.md").read_text()
     assert "scenes.d2.d2-source-vae.0dB.dialogue_si_sdri" in metrics

@@ -119,9 +119,8 @@ def _score_system(dataset: str, system: System, separator: Separator, context: B
         for i in range(batch.size):
             mixture_id = f"{dataset}/test/{index + i:06d}"
             present = np.flatnonzero(truth[i])
-            # outputs in no class order: its first len(present) outputs, matched to the sources by the search
-            chosen = estimates[i, :len(present)] if permuted else estimates[i, present]
-            items.append((mixture_id, references[i, present], chosen, mixture[i],
+            # outputs in no class order sit in the present classes' slots; the search matches them to the sources
+            items.append((mixture_id, references[i, present], estimates[i, present], mixture[i],
                           [speech[k] for k in present], [split.classes[k] for k in present]))
             correct[mixture_id] = math.nan if permuted else float(np.array_equal(labels[i] > 0.5, truth[i] > 0.5))
             if not permuted:  # the players show output k as class k

@@ -10,8 +10,8 @@ from pipeline.evaluation.summary import summary_table
 
 MARKDOWN_COLUMNS = {
     "training": "training", "method": "signal estimate", "classes": "classes",
-    "sdr_median": "SDR", "sir_median": "SIR", "sar_median": "SAR", "si_sdri_median": "SI-SDRi",
-    "gnsdr": "GNSDR", "gsir": "GSIR", "gsar": "GSAR", "pesq_median": "PESQ",
+    "sdr_median": "SDR", "sir_median": "SIR", "sar_median": "SAR", "sdri_median": "SDRi", "siri_median": "SIRi",
+    "si_sdri_median": "SI-SDRi", "gnsdr": "GNSDR", "gsir": "GSIR", "gsar": "GSAR", "pesq_median": "PESQ",
     "spectral_snr_mean": "spectral SNR", "envelope_distance_mean": "envelope dist.", "label_accuracy": "labels right",
     "n_failed": "failed", "mixtures": "mixtures",
 }
@@ -75,6 +75,10 @@ def write_tables(dataset: str, params: Params, scores: pd.DataFrame, tables_dir:
               f"classes only). `failed`: sources whose BSS-Eval is undefined (silent or non-finite estimate), kept "
               f"out of the medians. GNSDR / GSIR / GSAR: the global figures of Huang et al. (seed 002), "
               f"length-weighted means over sources of the improvement over the mixture (NSDR) and of SIR / SAR. "
+              f"SDRi / SIRi: each source's SDR / SIR minus the unprocessed mixture's (seed 003). Rows whose separator "
+              f"returns its estimates in no known order (deep clustering, SCE, DPCL++ and seed 004's classical "
+              f"baselines: `permutation` in systems.json) are scored after BSS-Eval's permutation search (mir_eval's "
+              f"rule, highest mean SIR). "
               f"`labels right`: share of mixtures whose class set was estimated exactly. `spectral SNR` (dB) and "
               f"`envelope dist.`: seed 004's perceptual figures, means over sources (below).\n\n")
     body = markdown_table(table, MARKDOWN_COLUMNS, {"envelope_distance_mean": 3})

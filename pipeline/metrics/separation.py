@@ -1,7 +1,8 @@
 """Source-separation metrics as pure functions: BSS-Eval (SDR/SIR/SAR), SI-SDR, narrow-band PESQ.
 
 Shapes: a mixture has S sources of L samples; `references` and `estimates` are (S, L), one estimate per
-reference in the same (known) order, so BSS-Eval runs with `compute_permutation=False`. `mixture` is (L,).
+reference in the same (known) order, so BSS-Eval runs with `compute_permutation=False`, unless the caller says
+the order is unknown (`score_many(..., permutation=True)`: mir_eval's permutation search). `mixture` is (L,).
 
 BSS-Eval is `pipeline.metrics.bss_batch`: the decomposition of `mir_eval.separation.bss_eval_sources` batched
 over mixtures in torch float64 with a block-Levinson solver (mir_eval 0.8.2 is the cross-check in the tests,
@@ -431,7 +432,7 @@ def score_chunk(items: Sequence[Item], rate: int, device: str | None = None,
                 known: Sequence[Sequence[tuple[float, float]] | None] | None = None,
                 permutation: bool = False) -> list[list[dict]]:
     """The rows of each item of a chunk (one task of `score_many`): BSS-Eval batched over the chunk; `known`:
-    per item, its sources' (si_sdr_mixture, pesq_mixture) or None."""
+    per item, its sources' (si_sdr_mixture, pesq_mixture) or None; `permutation`: see `score_many`."""
     known = known or [None] * len(items)
     with _one_thread():
         checked = [_checked_item(item) for item in items]

@@ -17,6 +17,7 @@ import torch
 from pipeline.config import Params, StftConfig
 from pipeline.features.wiener import wiener_separate
 from pipeline.inference.classical import separate_blind
+from pipeline.models.dpcl import cluster_slots
 from pipeline.separators.base import BuildContext, Kind, Metadata, Mixtures, Separation, System
 
 KIND = "classical"
@@ -47,11 +48,12 @@ class ClassicalSeparator:
         counts = mixtures.labels.sum(dim=1).round().long()
         estimates = separate_blind(mixtures.magnitudes, counts, self.method, self.components, self.seed,
                                    self.iterations)
-        classes = mixtures.labels.shape[1]
-        magnitudes = estimates.new_zeros(estimates.shape[0], classes, *estimates.shape[2:])
-        magnitudes[:, :estimates.shape[1]] = estimates
-        slots = (torch.arange(classes, device=counts.device)[None, :] < counts[:, None]).to(mixtures.labels.dtype)
-        return Separation(wiener_separate(magnitudes, mixtures.waveforms, self.stft), slots)
+        # source c goes to the c-th present class's slot (as the clustering separators do); no class meaning
+        order, active = cluster_slots(mixtures.labels)
+        estimates = estimates[:, :order.shape[1]] * active[:, :, None, None]
+        magnitudes = estimates.new_zeros(estimates.shape[0], mixtures.labels.shape[1], *estimates.shape[2:])
+        magnitudes.scatter_(1, order[:, :, None, None].expand_as(estimates), estimates)
+        return Separation(wiener_separate(magnitudes, mixtures.waveforms, self.stft), mixtures.labels)
 
 
 def rows(dataset: str, params: Params, variant: str | None) -> list[System]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import Params
-from pipeline.separators import classical, drnn, nmf, priors, references, vae
+from pipeline.separators import classical, dpcl, drnn, nmf, priors, references, vae
 from pipeline.separators.base import BuildContext, Kind, Separator, System, WindowSeparator
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
@@ -22,6 +22,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     drnn.DRNN,
     priors.PRIORS,
     classical.CLASSICAL,
+    dpcl.DPCL,
 )}
 DEFAULT_STREAM_KIND = vae.FORWARD_KIND  # the kind of every model file written before kinds were recorded
 

@@ -63,6 +63,9 @@ def with_datasets(raw: dict[str, Any], datasets: dict[str, Any]) -> dict[str, An
         drnn["datasets"] = [name for name in drnn["datasets"] if name in datasets]
         drnn["ablation_datasets"] = {profile: [name for name in names if name in datasets]
                                      for profile, names in drnn["ablation_datasets"].items()}
+    dpcl = raw.get("dpcl")
+    if dpcl is not None:
+        dpcl["datasets"] = [name for name in dpcl["datasets"] if name in datasets]
     raw["variants"] = {k: v for k, v in raw.get("variants", {}).items() if v["dataset"] in datasets}
     raw["evaluate"]["datasets"] = {k: v for k, v in raw["evaluate"]["datasets"].items() if k in datasets}
     raw["scenes"]["datasets"] = [name for name in raw["scenes"]["datasets"] if name in datasets]

@@ -124,11 +124,30 @@ def test_global_figures_are_mean_improvements_over_the_mixture_by_hand():
     assert figures.loc["nmf.forward.oracle", "gsar"] == 20.0
 
 
+def test_sdri_and_siri_are_improvements_over_the_mixture_per_source_by_hand():
+    from pipeline.evaluation.summary import improvements
+
+    rows = []
+    for system, sdrs, sirs in (("reference.mixture.oracle", (0.0, -2.0), (1.0, -1.0)),
+                               ("dpcl.forward.oracle", (5.0, 2.0), (9.0, float("inf")))):
+        for source, sdr, sir in zip(("a", "b"), sdrs, sirs):
+            rows.append({"system": system, "mixture_id": "m0", "source": source, "sdr": sdr, "sir": sir})
+    figures = improvements(pd.DataFrame(rows))
+    # SDRi: a 5 - 0, b 2 - (-2) -> median and mean 4.5; SIRi: a 9 - 1 = 8, b infinite (left out)
+    assert figures.loc["dpcl.forward.oracle", "sdri_median"] == pytest.approx(4.5)
+    assert figures.loc["dpcl.forward.oracle", "sdri_mean"] == pytest.approx(4.5)
+    assert figures.loc["dpcl.forward.oracle", "siri_median"] == pytest.approx(8.0)
+    assert figures.loc["reference.mixture.oracle", "siri_mean"] == 0.0
+    assert improvements(pd.DataFrame(rows[2:])).empty                      # no mixture row: nothing to improve on
+
+
 def test_metrics_carry_the_global_figures(evaluated):
     _, _, metrics = evaluated
     assert metrics["dt.reference.mixture.oracle.gnsdr"] == 0.0
     assert metrics["dt.reference.oracle.oracle.gnsdr"] > 6
     assert "dt.class.inverse_joint.classify.gsir" in metrics
+    assert metrics["dt.reference.mixture.oracle.sdri_median"] == 0.0
+    assert metrics["dt.reference.oracle.oracle.sdri_median"] > 6 and "dt.class.forward.classify.siri_mean" in metrics
 
 
 def test_the_generative_prior_and_classical_rows_are_evaluated_and_described(evaluated, tmp_path):

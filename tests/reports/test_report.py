@@ -90,6 +90,11 @@ def test_paper_comparison_states_the_profile_and_our_numbers(report):
                           r"([^|]+) \|", markdown)
     assert objective and re.fullmatch(r"[+-]\d+\.\d\d dB", objective.group(1).strip())
     assert "| d2: generative prior minus the best classical baseline, SDR (seed 004) |" in markdown
+    # deep clustering's claims (seed 003) on the datasets of dpcl.datasets (d1), from the SDRi medians
+    plus = re.search(r"\| d1: DPCL\+\+ minus DPCL, SDRi \(seed 003\) \| > 0 dB [^|]*\| ([^|]+) \| "
+                     r"d1\.dpcl\+\+ − d1\.dpcl \(forward\.oracle\.sdri_median\)", markdown)
+    assert plus and re.fullmatch(r"[+-]\d+\.\d\d dB", plus.group(1).strip())
+    assert "| d1: SCE minus DPCL, SDRi (seed 003) |" in markdown and "d3: DPCL++" not in markdown
     lines = (out / "paper_comparison.csv").read_text().splitlines()
     assert lines[0] == "profile,claim,paper,ours,key,note"
     assert all(line.startswith("demo,") for line in lines[1:]) and len(lines) > 8
