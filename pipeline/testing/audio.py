@@ -55,8 +55,8 @@ def repo_params_raw() -> dict[str, Any]:
 
 
 def with_datasets(raw: dict[str, Any], datasets: dict[str, Any]) -> dict[str, Any]:
-    """Replace the datasets of a params mapping; variants, DRNN, evaluation and scene settings of the old ones are
-    dropped."""
+    """Replace the datasets of a params mapping; variants, DRNN, evaluation, scene and generation settings of the
+    old ones are dropped."""
     raw["datasets"] = datasets
     drnn = raw.get("drnn")
     if drnn is not None:
@@ -66,6 +66,9 @@ def with_datasets(raw: dict[str, Any], datasets: dict[str, Any]) -> dict[str, An
     raw["variants"] = {k: v for k, v in raw.get("variants", {}).items() if v["dataset"] in datasets}
     raw["evaluate"]["datasets"] = {k: v for k, v in raw["evaluate"]["datasets"].items() if k in datasets}
     raw["scenes"]["datasets"] = [name for name in raw["scenes"]["datasets"] if name in datasets]
+    generate = raw.get("generate")
+    if generate is not None and any(v["dataset"] not in datasets for v in generate["variants"].values()):
+        del raw["generate"]  # generation names variants of the old datasets
     return raw
 
 
