@@ -16,7 +16,9 @@ from pipeline.generation.judge import train_judge
 from pipeline.generation.run import generate_variant
 from pipeline.generation.sample import decode_class, draw_latents, interpolate
 from pipeline.models.checkpoint import load_model
-from pipeline.testing.datasets import build_tiny_dataset
+from pipeline.reports.generation import generation_claims, generation_section, merge_generation_metrics, \
+    read_generations
+from pipeline.testing.datasets import build_tiny_dataset, tiny_training_raw
 from pipeline.testing.models import save_tiny_vae
 
 SPEC = StftConfig()
@@ -111,3 +113,25 @@ def test_generate_end_to_end_on_a_tiny_model(tmp_path):
     again = generate_variant("dt-source", model_path, model_path, dataset / "train", dataset / "test", settings,
                              params.stft, tmp_path / "again")
     assert again == metrics                                   # seeded: the same numbers
+
+
+def test_generation_reaches_the_report(tmp_path):
+    raw = tiny_training_raw()
+    raw["generate"] = {"variants": {"dt-source": {"dataset": "dt"}, "dt-ae": {"dataset": "dt"}},
+                       "reference": "dt-source", "samples": 3, "gallery": 1, "griffin_lim_iterations": 2,
+                       "interpolation_steps": 2}
+    params, dataset = build_tiny_dataset(tmp_path, raw)
+    classes = list(params.datasets["dt"].class_names)
+    paths = {name: save_tiny_vae(tmp_path / f"{name}.pt", classes, seed=seed)
+             for seed, name in enumerate(("dt-source", "dt-ae"))}
+    for name, path in paths.items():
+        generate_variant(name, path, paths["dt-source"], dataset / "train", dataset / "test", params.generate,
+                         params.stft, tmp_path / "generation" / name)
+    generations = read_generations(tmp_path / "generation", params)
+    metrics = merge_generation_metrics(generations)
+    assert {"generate.dt-source.frechet", "generate.dt-ae.frechet", "generate.dt-ae.zero.accuracy"} <= set(metrics)
+    claims = generation_claims(params, metrics)
+    assert [c[3] for c in claims] == ["generate.dt-source.accuracy", "generate.dt-source.frechet"]
+    html = generation_section(params, generations, tmp_path / "out" / "site", tmp_path / "out")
+    assert html.count("<audio") == 2 * (len(classes) + 2)    # per variant: one sample per class, a 2-step walk
+    assert (tmp_path / "out" / "site" / "generation" / "dt-ae" / "samples" / "zero-00.png").is_file()
