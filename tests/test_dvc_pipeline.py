@@ -56,6 +56,8 @@ def tiny_pipeline_params(params: dict) -> dict:
                               schedule={"demo": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3},
                                         "paper": {"forward_mixtures": 6, "inverse_mixtures": 2, "inverse_iterations": 3}})
     params["scenes"].update(seconds={"demo": 6.0, "paper": 6.0}, ratios_db=[0.0, 6.0])
+    params["generate"].update(variants={"d1-source-vae": {"dataset": "d1"}}, reference="d1-source-vae", samples=3,
+                              gallery=1, griffin_lim_iterations=2, interpolation_steps=2)
     return params
 
 
@@ -89,7 +91,8 @@ def first_run(project) -> str:
 def test_repro_builds_everything(project, first_run):
     assert {"fetch@sc09", "prepare@grid", "mix@d1", "train@d2-class-vae", "train_drnn@d1", "train_drnn@d4",
             "evaluate@d3", "scenes@d2",
-            "evaluate_scenes@d3", "select_model", "training_summary", "report"} <= _ran_stages(first_run)
+            "evaluate_scenes@d3", "select_model", "training_summary", "generate@d1-source-vae",
+            "report"} <= _ran_stages(first_run)
     for dataset in ("d1", "d2", "d3", "d4"):
         assert read_manifest(project / "data" / "mixtures" / dataset / "train")["rows"] == 24
         sheet = json.loads((project / "reports" / "data" / f"{dataset}.json").read_text())
@@ -102,6 +105,7 @@ def test_repro_builds_everything(project, first_run):
     assert (project / "data" / "models" / "d1" / "drnn" / "drnn-kl" / "model.pt").is_file()
     assert "| d1-drnn-kl |" in (project / "reports" / "training_summary.md").read_text()
     assert "scenes.d2.d2-source-vae.0dB.dialogue_si_sdri" in metrics
+    assert "generate.d1-source-vae.zero.accuracy" in metrics
     assert "scenes.d3.d3-class-vae.+6dB.remix_fidelity" in metrics
     assert (project / "data" / "models" / "d2" / "d2-class-vae" / "model.pt").is_file()
     registry = json.loads((project / "models" / "registry.json").read_text())

@@ -1,11 +1,13 @@
 """One variant's generation: samples per class, a latent walk, their audio, and the measures of them.
 
 Written to `out`: `samples/<class>-NN.wav` (the first `gallery` per class), `interpolation/step-NN.wav`,
-`gallery.json` (what those files are) and `metrics.json` (keys `generate.<variant>.…`).
+`gallery.json` (what those files are) and `metrics.json` (keys `generate.<variant>.…`; a class with fewer than two
+real clips in either split gets no Fréchet distance).
 """
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ from pipeline.generation.judge import train_judge
 from pipeline.generation.real import class_sources
 from pipeline.generation.sample import class_latents, decode_class, draw_latents, interpolate
 from pipeline.models.checkpoint import load_model
+
+log = logging.getLogger(__name__)
 
 
 def generate_variant(variant: str, model_path: Path, reference_path: Path, train_dir: Path, test_dir: Path,
@@ -52,15 +56,21 @@ def generate_variant(variant: str, model_path: Path, reference_path: Path, train
     for k, name in enumerate(classes):
         mine, real = labels == k, test_labels == k
         metrics[f"{prefix}.{name}.accuracy"] = float((predicted[mine] == k).float().mean())
+        trained = train_labels == k
+        if min(int(real.sum()), int(trained.sum()), n) < 2:
+            log.warning("%s, class %s: fewer than 2 real test or training clips (or samples); no Fréchet distance",
+                        variant, name)
+            continue
         features = class_latents(reference, heard[mine], k).numpy()
         real_features = class_latents(reference, test_mags[real], k).numpy()
-        train_features = class_latents(reference, train_mags[train_labels == k][:n], k).numpy()
+        train_features = class_latents(reference, train_mags[trained][:n], k).numpy()
         distances.append(frechet_distance(features, real_features))
         real_distances.append(frechet_distance(train_features, real_features))
         metrics[f"{prefix}.{name}.frechet"] = distances[-1]
     metrics[f"{prefix}.accuracy"] = float((predicted == labels).float().mean())
-    metrics[f"{prefix}.frechet"] = float(np.mean(distances))
-    metrics[f"{prefix}.frechet_real"] = float(np.mean(real_distances))  # real train vs test clips: the floor
+    if distances:
+        metrics[f"{prefix}.frechet"] = float(np.mean(distances))
+        metrics[f"{prefix}.frechet_real"] = float(np.mean(real_distances))  # real train vs test clips: the floor
 
     out.mkdir(parents=True, exist_ok=True)
     index: dict = {"variant": variant, "classes": classes, "sample_rate": rate, "samples": {}, "interpolation": {}}

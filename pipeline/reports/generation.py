@@ -83,11 +83,13 @@ def generation_section(params: Params, generations: Mapping[str, Generation], si
     for variant, g in generations.items():
         classes = g.gallery["classes"]
         m = g.metrics
-        rows = [[c, f"{m[f'generate.{variant}.{c}.accuracy']:.0%}", f"{m[f'generate.{variant}.{c}.frechet']:.2f}"]
-                for c in classes]
-        rows.append(["all", f"{m[f'generate.{variant}.accuracy']:.0%}", f"{m[f'generate.{variant}.frechet']:.2f}"])
-        rows.append(["real", f"{m[f'generate.{variant}.judge_real_accuracy']:.0%}",
-                     f"{m[f'generate.{variant}.frechet_real']:.2f}"])
+        def cell(key: str, form: str) -> str:
+            value = m.get(f"generate.{variant}.{key}")
+            return "—" if value is None else format(value, form)
+
+        rows = [[c, cell(f"{c}.accuracy", ".0%"), cell(f"{c}.frechet", ".2f")] for c in classes]
+        rows.append(["all", cell("accuracy", ".0%"), cell("frechet", ".2f")])
+        rows.append(["real", cell("judge_real_accuracy", ".0%"), cell("frechet_real", ".2f")])
         body.append(f"<h3>{H.esc(variant)} ({H.esc(params.variants[variant].model.upper())})</h3>")
         body.append(H.table(["class", "judged right", "Fréchet"], rows))
         for name, items in g.gallery["samples"].items():
