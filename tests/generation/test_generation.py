@@ -135,3 +135,17 @@ def test_generation_reaches_the_report(tmp_path):
     html = generation_section(params, generations, tmp_path / "out" / "site", tmp_path / "out")
     assert html.count("<audio") == 2 * (len(classes) + 2)    # per variant: one sample per class, a 2-step walk
     assert (tmp_path / "out" / "site" / "generation" / "dt-ae" / "samples" / "zero-00.png").is_file()
+
+
+def test_the_command_line_runs_on_any_model_file(tmp_path, capsys):
+    from pipeline.generation.__main__ import main
+
+    raw = tiny_training_raw()
+    raw["generate"] = {"variants": {"dt-source": {"dataset": "dt"}}, "reference": "dt-source", "samples": 2,
+                       "gallery": 1, "griffin_lim_iterations": 1, "interpolation_steps": 2}
+    params, dataset = build_tiny_dataset(tmp_path, raw)
+    model = save_tiny_vae(tmp_path / "mine" / "model.pt", list(params.datasets["dt"].class_names))
+    main([str(model), "--mixtures", str(dataset), "--out", str(tmp_path / "gen"), "--params",
+          str(tmp_path / "params.yaml")])
+    assert '"generate.mine.zero.accuracy"' in capsys.readouterr().out
+    assert (tmp_path / "gen" / "samples" / "zero-00.wav").is_file()
