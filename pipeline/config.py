@@ -716,6 +716,27 @@ class ScenesConfig(Section):
 
 
 @section
+class GenerateVariant(Section):
+    """One variant `generate` samples from; its dataset (must be the variant's: it names the stage's paths)."""
+
+    dataset: Str
+
+
+@section
+class GenerateConfig(Section):
+    """Generating new sounds from trained VAEs (`pipeline.generation`, seed 001): one `generate@<variant>` each."""
+
+    variants: dict[Name, GenerateVariant]
+    reference: Name                       # whose encoder's latent means are the Fréchet distance's features
+    samples: PositiveInt = 32             # clips drawn per class and measured
+    gallery: NonNegativeInt = 3           # of which written as audio per class
+    temperature: PositiveFloat = 1.0      # z ~ N(0, T² I)
+    griffin_lim_iterations: NonNegativeInt = 32
+    interpolation_steps: Annotated[Int, rule(lambda v: v >= 2, "an integer >= 2 (both ends)")] = 6
+    seed: Int = 0
+
+
+@section
 class Params(Section):
     profile: Annotated[Str, one_of(*PROFILES)]
     audio: AudioConfig
@@ -735,6 +756,7 @@ class Params(Section):
     priors: PriorsConfig
     scenes: ScenesConfig
     subtitled: dict[Name, SubtitledConfig] = dataclasses.field(default_factory=dict)
+    generate: GenerateConfig | None = None
 
     @model_validator(mode="after")
     def _cross_references(self) -> Params:
@@ -786,6 +808,21 @@ class Params(Section):
             require(bool(speech) and speech != set(self.datasets[name].class_names),
                     "a dataset with dialogue classes and other classes (evaluate.datasets.<name>.speech)",
                     key=("scenes", "datasets", position), value=name)
+        if self.generate is not None:
+            for name, entry in self.generate.variants.items():
+                variant = self.variants.get(name)
+                require(variant is not None and variant.model in ("vae", "ae"),
+                        f"a vae or ae variant of `variants` ({sorted(n for n, v in self.variants.items() if v.model != 'nmf')})",
+                        key=("generate", "variants", name), value=name)
+                require(entry.dataset == variant.dataset, f"the variant's dataset {variant.dataset}",
+                        key=("generate", "variants", name, "dataset"), value=entry.dataset)
+            reference = self.generate.variants.get(self.generate.reference)
+            require(reference is not None and all(e.dataset == reference.dataset
+                                                  for e in self.generate.variants.values()),
+                    f"one of generate.variants {sorted(self.generate.variants)}, on the same dataset as all of them",
+                    key=("generate", "reference"), value=self.generate.reference)
+            require(self.generate.gallery <= self.generate.samples, f"at most generate.samples ({self.generate.samples})",
+                    key=("generate", "gallery"), value=self.generate.gallery)
         return self
 
     def classes_of(self, dataset: str) -> tuple[str, ...]:

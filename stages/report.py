@@ -20,13 +20,16 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--scene-evaluation", type=Path, default=Path("data/scene_evaluation"),
                       help="evaluate_scenes folders, one per dataset with scenes")
     args.add_argument("--scenes", type=Path, default=Path("data/scenes"), help="the scenes (their true stems)")
+    args.add_argument("--generation", type=Path, default=Path("data/generation"),
+                      help="generate outputs, one folder per variant of params.yaml generate.variants")
     args.add_argument("--out", type=Path, default=Path("reports"))
     ns = args.parse_args(argv)
     setup_logging()
     with stage_clock("report"):
         build_report(load_params(ns.params), ns.evaluation, ns.out, datasets=ns.datasets,
                      training_summary=ns.training_summary, training_curves=ns.training_curves, tables_dir=ns.tables,
-                     scene_evaluation_dir=ns.scene_evaluation, scenes_dir=ns.scenes)
+                     scene_evaluation_dir=ns.scene_evaluation, scenes_dir=ns.scenes,
+                     generation_dir=ns.generation)
 
 
 if __name__ == "__main__":

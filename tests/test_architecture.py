@@ -22,7 +22,7 @@ from tests.imports import (
 LAYERS = {
     "audio": 0, "features": 0, "metrics": 0, "shards": 0, "config": 0, "parallel": 0,
     "corpora": 1, "mixing": 1, "models": 1,
-    "inference": 2, "separators": 2, "evaluation": 2, "enhance": 2, "reports": 2,
+    "inference": 2, "separators": 2, "evaluation": 2, "enhance": 2, "reports": 2, "generation": 2,
     "orchestration": 3, "testing": 3,
 }
 CODE_ROOTS = ("pipeline/", "stages/", "flows/")

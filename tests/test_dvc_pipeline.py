@@ -66,6 +66,8 @@ def tiny_pipeline_params(params: dict) -> dict:
                             schedule={profile: {"mixtures": 2, "steps": 2, "blind_iterations": 3}
                                       for profile in ("demo", "paper")})
     params["priors"]["classical"]["datasets"] = ["d1", "d2"]
+    params["generate"].update(variants={"d1-source-vae": {"dataset": "d1"}}, reference="d1-source-vae", samples=3,
+                              gallery=1, griffin_lim_iterations=2, interpolation_steps=2)
     return params
 
 
@@ -99,7 +101,8 @@ def first_run(project) -> str:
 def test_repro_builds_everything(project, first_run):
     assert {"fetch@sc09", "prepare@grid", "mix@d1", "train@d2-class-vae", "train_drnn@d1", "train_drnn@d4",
             "train_dpcl@d1", "evaluate@d3", "scenes@d2",
-            "evaluate_scenes@d3", "select_model", "training_summary", "report"} <= _ran_stages(first_run)
+            "evaluate_scenes@d3", "select_model", "training_summary", "generate@d1-source-vae",
+            "report"} <= _ran_stages(first_run)
     for dataset in ("d1", "d2", "d3", "d4"):
         assert read_manifest(project / "data" / "mixtures" / dataset / "train")["rows"] == 24
         sheet = json.loads((project / "reports" / "data" / f"{dataset}.json").read_text())
@@ -115,6 +118,7 @@ def test_repro_builds_everything(project, first_run):
     assert (project / "data" / "models" / "d1" / "drnn" / "drnn-kl" / "model.pt").is_file()
     assert "| d1-drnn-kl |" in (project / "reports" / "training_summary.md").read_text()
     assert "scenes.d2.d2-source-vae.0dB.dialogue_si_sdri" in metrics
+    assert "generate.d1-source-vae.zero.accuracy" in metrics
     assert "scenes.d3.d3-class-vae.+6dB.remix_fidelity" in metrics
     assert (project / "data" / "models" / "d2" / "d2-class-vae" / "model.pt").is_file()
     registry = json.loads((project / "models" / "registry.json").read_text())

@@ -26,6 +26,7 @@ import pandas as pd
 
 from pipeline.config import DRNN_MAIN, DrnnSettings, Params
 from pipeline.reports.figures import profile_note
+from pipeline.reports.generation import generation_claims
 
 # The paper's dataset names and ours.
 D1, D2, D3, D4 = "d1", "d2", "d3", "d4"
@@ -79,6 +80,7 @@ def compare_with_paper(params: Params, metrics: Mapping[str, float | None],
     claims += _dpcl(params, metrics)
     claims += _solo_segments(vaes, metrics)
     claims += _priors(params, metrics, scores)
+    claims += [Claim(*row) for row in generation_claims(params, metrics)]
     return claims
 
 

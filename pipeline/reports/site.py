@@ -30,6 +30,7 @@ from pipeline.config import Params
 from pipeline.reports import html as H
 from pipeline.reports.figures import FIGURES, ORACLE, log_spectrogram, paper_figure, profile_note, \
     save_spectrogram, system_label
+from pipeline.reports.generation import generation_section, merge_generation_metrics, read_generations
 from pipeline.reports.paper import compare_with_paper, profile_banner, trained_variants, write_comparison
 from pipeline.reports.scenes import FIGURE as SCENE_FIGURE
 from pipeline.reports.scenes import merge_scene_metrics, read_scene_evaluations, scene_figure, scene_section
@@ -66,7 +67,8 @@ class Evaluation:
 def build_report(params: Params, evaluation_dir: str | Path, out_dir: str | Path, *,
                  datasets: Sequence[str] | None = None, training_summary: str | Path | None = None,
                  training_curves: str | Path | None = None, tables_dir: str | Path | None = None,
-                 scene_evaluation_dir: str | Path | None = None, scenes_dir: str | Path | None = None
+                 scene_evaluation_dir: str | Path | None = None, scenes_dir: str | Path | None = None,
+                 generation_dir: str | Path | None = None
                  ) -> dict[str, Path]:
     """Write the whole report under `out_dir`; returns {output name: path} of what was written.
 
@@ -88,7 +90,9 @@ def build_report(params: Params, evaluation_dir: str | Path, out_dir: str | Path
 
     scene_evaluations = (read_scene_evaluations(Path(scene_evaluation_dir), params.scenes.datasets)
                          if scene_evaluation_dir is not None else {})
-    metrics = dict(sorted({**merge_metrics(evaluations), **merge_scene_metrics(scene_evaluations)}.items()))
+    generations = read_generations(Path(generation_dir), params) if generation_dir is not None else {}
+    metrics = dict(sorted({**merge_metrics(evaluations), **merge_scene_metrics(scene_evaluations),
+                           **merge_generation_metrics(generations)}.items()))
     written["metrics"] = out / "metrics.json"
     written["metrics"].write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
@@ -126,13 +130,15 @@ def build_report(params: Params, evaluation_dir: str | Path, out_dir: str | Path
     if site.exists():
         shutil.rmtree(site)  # this stage owns the folder: no stale clips from an earlier run
     examples = {name: _example_blocks(e, metrics, site, out) for name, e in evaluations.items()}
-    scenes = [_scenes_section(params, scene_evaluations, Path(scenes_dir or "data/scenes"), tables_dir, site, out)
-              ] if scene_evaluations else []
+    extra = [("scenes", "long scenes", _scenes_section(params, scene_evaluations, Path(scenes_dir or "data/scenes"),
+                                                       tables_dir, site, out))] if scene_evaluations else []
+    if generations:
+        extra.append(("generation", "generation", generation_section(params, generations, site, out)))
     summary = Path(training_summary) if training_summary is not None else out / "training_summary.md"
     curves = Path(training_curves) if training_curves is not None else out / PLOTS / "training_curves.png"
     written["index"] = out / "index.html"
     written["index"].write_text(_page(params, evaluations, figures, examples, summary, curves, out,
-                                      written["paper_md"], scenes))
+                                      written["paper_md"], extra))
     written["site"] = site
     log.info("report: %d datasets, %d figures, %s", len(evaluations), len(figures), written["index"])
     return written
@@ -302,14 +308,15 @@ def _scenes_section(params: Params, evaluations: Mapping[str, Any], scenes_dir: 
 
 def _page(params: Params, evaluations: Mapping[str, Evaluation], figures: Mapping[str, list[tuple[str, str]]],
           examples: Mapping[str, list[str]], summary: Path, curves: Path, out: Path, comparison: Path,
-          extra: Sequence[str] = ()) -> str:
+          extra: Sequence[tuple[str, str, str]] = ()) -> str:
+    """`extra`: (anchor, nav label, section HTML) of the sections after the comparison (scenes, generation)."""
     nav = [("comparison", "paper comparison")]
     sections = []
     text = comparison.read_text().split("\n", 1)[1]  # drop the H1: the section has its own title
     sections.append(H.section("comparison", "The paper's numbers beside ours", H.markdown_to_html(text, 1)))
-    if extra:
-        nav.append(("scenes", "long scenes"))
-        sections += list(extra)
+    for anchor, label, html in extra:
+        nav.append((anchor, label))
+        sections.append(html)
     for name, evaluation in evaluations.items():
         nav.append((f"dataset-{name}", name))
         classes = ", ".join(params.datasets[name].class_names) if name in params.datasets else ""

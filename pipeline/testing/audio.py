@@ -55,8 +55,8 @@ def repo_params_raw() -> dict[str, Any]:
 
 
 def with_datasets(raw: dict[str, Any], datasets: dict[str, Any]) -> dict[str, Any]:
-    """Replace the datasets of a params mapping; variants, DRNN, evaluation, prior and scene settings of the old
-    ones are dropped."""
+    """Replace the datasets of a params mapping; variants, DRNN, evaluation, prior, scene and generation settings
+    of the old ones are dropped."""
     raw["datasets"] = datasets
     drnn = raw.get("drnn")
     if drnn is not None:
@@ -73,6 +73,9 @@ def with_datasets(raw: dict[str, Any], datasets: dict[str, Any]) -> dict[str, An
     if priors is not None:
         priors["variants"] = {k: v for k, v in priors["variants"].items() if k in datasets and v in raw["variants"]}
         priors["classical"]["datasets"] = [name for name in priors["classical"]["datasets"] if name in datasets]
+    generate = raw.get("generate")
+    if generate is not None and any(v["dataset"] not in datasets for v in generate["variants"].values()):
+        del raw["generate"]  # generation names variants of the old datasets
     return raw
 
 
