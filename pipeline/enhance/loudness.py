@@ -66,7 +66,7 @@ class BlockEnergy:
         if not bounds:
             self.pending += squares.sum(axis=0)
         else:
-            parts = np.add.reduceat(squares, [0] + bounds[:-1], axis=0)   # bounds[0] > 0: earlier edges are done
+            parts = np.add.reduceat(squares[:bounds[-1]], [0] + bounds[:-1], axis=0)   # bounds[0] > 0: earlier edges are done
             parts[0] += self.pending
             self.sums.append(parts)
             self.pending = squares[bounds[-1]:].sum(axis=0)

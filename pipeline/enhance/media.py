@@ -192,7 +192,7 @@ def _layout_for(encoder, layout: str, channels: int) -> str:
     channels: the samples keep their order (SL/SR take the place of BL/BR)."""
     if encoder.name in ("libopus", "opus") and layout not in ("mono", "stereo", "3.0", "quad", "5.0", "5.1", "6.1",
                                                              "7.1"):
-        return av.AudioLayout(channels).name
+        return av.AudioLayout(f"{channels}c").name
     return layout
 
 
