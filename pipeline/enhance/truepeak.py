@@ -56,9 +56,11 @@ class TruePeak:
             windows = extended[np.minimum(index, len(extended) - 1)]               # (S, SEG + 11, C)
             views = np.lib.stride_tricks.sliding_window_view(windows, REACH, axis=1)  # (S, SEG, C, REACH)
             values = np.abs(views @ PHASES.T.astype(np.float32)).max(axis=(2, 3))    # (S, SEG): after sample i-1
-            positions = (candidates[:, None] * SEGMENT + np.arange(SEGMENT)).ravel()
+            # window p spans chunk samples p-11 .. p: its points lie between samples p-6 and p-5; credit the
+            # earlier one, so the limiter acts on time (a peak in a chunk's first 6 samples credits sample 0)
+            positions = (candidates[:, None] * SEGMENT + np.arange(SEGMENT)).ravel() - REACH // 2
             keep = positions < n
-            level[positions[keep]] = np.maximum(level[positions[keep]], values.ravel()[keep])
+            np.maximum.at(level, np.maximum(positions[keep], 0), values.ravel()[keep])
         self.peak = max(self.peak, float(level.max()))
         return level
 
