@@ -135,14 +135,21 @@ class MediaSource:
 
     def replay(self, block: int, copy: Callable) -> Iterator[np.ndarray]:
         reader = MediaReader(self.path, self.number)
+        pending, count = [], 0                 # decoded audio gathered into blocks: per-block costs stay small
         try:
             for packet in reader.container.demux():
                 if packet.stream.index == reader.stream.index:
                     samples = reader.decode_packet(packet)
                     copy(packet)
-                    yield from samples
+                    pending += samples
+                    count += sum(len(s) for s in samples)
+                    if count >= block:
+                        yield np.concatenate(pending)
+                        pending, count = [], 0
                 else:
                     copy(packet)
+            if pending:
+                yield np.concatenate(pending)
         finally:
             reader.close()
 
