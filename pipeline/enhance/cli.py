@@ -212,7 +212,7 @@ def _open_sinks(args, source, partial: dict[str, Path]) -> dict:
             elif kind == "output" and path.suffix.lower() in CONTAINERS:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 container = getattr(source, "container", None)
-                start = getattr(getattr(source, "reader", None), "start", None) or 0
+                start = getattr(source, "start", None)
                 sinks[kind] = ContainerSink(path, info.stream, info.rate, info.layout, info.channels,
                                             source=container, codec=args.codec, bit_rate=args.bitrate,
                                             keep_original=args.keep_original, name=str(args.output),

@@ -2,7 +2,7 @@
 
 Films put dialogue in the centre channel: for 5.1 / 7.1 (any layout with FC and more than two channels) the default
 plan separates FC alone and leaves every other channel untouched (`--channels` names others, e.g. `FL,FR,FC`, or
-`all`). Stereo: `mid-side` (the default: 8.5 vs 6.8 dB dialogue SI-SDRi on the demo's stereo scenes,
+`all`). Stereo: `mid-side` (the default: +7.5 vs +6.5 dB median dialogue SI-SDRi on the demo's 6 stereo scenes,
 benchmarks/bench_stereo.py) separates the mid (L + R) / 2 and puts its dialogue estimate into both channels, the
 side keeping everything that is not centred; `per-channel` separates L and R on their own. Mono: the one channel.
 A plan turns input samples (n, C) into the model's channels (n, K) and a dialogue estimate (n, K) back into a

@@ -61,7 +61,7 @@ class ContainerSink:
     def __init__(self, target: str | Path | IO[bytes], info: AudioStreamInfo | None, rate: int, layout: str,
                  channels: int, *, source=None, codec: str | None = None, bit_rate: int | None = None,
                  keep_original: bool = False, format: str | None = None, name: str | None = None,
-                 start: int = 0):
+                 start=None):
         self.name = name or str(target)
         self.rate, self.channels = rate, channels
         try:
@@ -75,7 +75,8 @@ class ContainerSink:
         except BaseException:
             self.output.close()
             raise
-        self.written = start                    # pts of the next encoded sample (input's first audio sample)
+        self.start = start                      # () -> the input's first audio sample (pts), asked at the first write
+        self.written: int | None = None         # pts of the next encoded sample
 
     def _streams(self, info, source, codec, bit_rate, keep_original, layout) -> None:
         chosen = self._codec(codec, info)
@@ -155,6 +156,8 @@ class ContainerSink:
         """Encode enhanced samples (n, C) float32."""
         if not len(samples):
             return
+        if self.written is None:
+            self.written = int(self.start()) if self.start is not None else 0
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.T, dtype=np.float32), format="fltp",
                                            layout=self.layout)
         frame.sample_rate, frame.pts, frame.time_base = self.rate, self.written, Fraction(1, self.rate)

@@ -122,6 +122,11 @@ class MediaSource:
     def container(self):
         return self.reader.container
 
+    def start(self) -> int:
+        """The sample position (pts at the stream's rate) of the first decoded sample, for the output's pts."""
+        reader = getattr(self, "replaying", None) or self.reader
+        return reader.start if reader.start is not None else (self.reader.start or 0)
+
     @property
     def skipped_packets(self) -> int:
         return self.reader.skipped_packets
@@ -134,7 +139,7 @@ class MediaSource:
         return self.reader.blocks(block)
 
     def replay(self, block: int, copy: Callable) -> Iterator[np.ndarray]:
-        reader = MediaReader(self.path, self.number)
+        reader = self.replaying = MediaReader(self.path, self.number)
         pending, count = [], 0                 # decoded audio gathered into blocks: per-block costs stay small
         try:
             for packet in reader.container.demux():
