@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         with signals_as_exceptions():
             enhance_file(args)
         for line in summary_lines(args.summary):
-            print(f"enhance: {line}", file=sys.stderr)
+            print(f"enhance summary: {line}", file=sys.stderr)
     except (ValueError, OSError, sf.SoundFileError) as err:
         print(f"enhance: error: {err}", file=sys.stderr)
         return 2
