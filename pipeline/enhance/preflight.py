@@ -11,6 +11,8 @@ from pathlib import Path
 
 import soundfile as sf
 
+from pipeline.enhance.media import CONTAINERS
+
 STEMS = ("dialogue", "background")
 MAX_BLOCK_SECONDS = 3600.0  # blocks are held in memory: an hour of 8-channel 48 kHz float32 is 5.5 GB already
 _DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -29,9 +31,13 @@ def output_paths(source: Path, target: Path, stems: Path | None) -> dict[str, Pa
     if stems is not None:
         if stems.exists() and not stems.is_dir():
             raise ValueError(f"--stems {stems} is a file; expected a folder (it is created when missing)")
-        outputs.update({kind: stems / f"{source.stem}.{kind}{target.suffix}" for kind in STEMS})
+        suffix = target.suffix if _soundfile_writes(target) else ".flac"   # stems of a film: FLAC files
+        name = "stdin" if str(source) == "-" else source.stem
+        outputs.update({kind: stems / f"{name}.{kind}{suffix}" for kind in STEMS})
     for kind, path in outputs.items():
         what = "output" if kind == "output" else f"{kind} stem"
+        if str(path) == "-":
+            continue
         if path.is_dir():
             raise ValueError(f"{what} {path} is a folder; expected a file path such as {path / 'enhanced.wav'}")
         check_writable_format(path, what)
@@ -49,17 +55,23 @@ def output_paths(source: Path, target: Path, stems: Path | None) -> dict[str, Pa
 
 
 def check_writable_format(path: Path, what: str = "output") -> None:
-    """ValueError unless soundfile can write a file named `path` (it picks the format from the extension)."""
-    extension = path.suffix.lstrip(".").upper()
-    formats = sf.available_formats()
-    if extension not in formats:
-        found = f"extension {path.suffix!r}" if path.suffix else "no extension"
-        raise ValueError(f"{what} {path} has {found}; expected an audio extension soundfile writes (.wav, .flac, "
-                         f".ogg, .aiff, ...)")
+    """ValueError unless soundfile (wav, flac, ogg, aiff, ...) or, for the output, the muxer of a container
+    extension (`media.CONTAINERS`: mkv, mp4, m4a, ac3, ...) can write a file named `path`."""
+    if _soundfile_writes(path) or what == "output" and path.suffix.lower() in CONTAINERS:
+        return
+    found = f"extension {path.suffix!r}" if path.suffix else "no extension"
+    raise ValueError(f"{what} {path} has {found}; expected an audio extension soundfile writes (.wav, .flac, "
+                     f".ogg, .aiff, ...) or a container ({', '.join(sorted(CONTAINERS))})")
+
+
+def _soundfile_writes(path: Path) -> bool:
+    return path.suffix.lstrip(".").upper() in sf.available_formats()
 
 
 def same_file(first: Path, second: Path) -> bool:
-    """Whether two paths name the same file (the same path once resolved, or links to one file)."""
+    """Whether two paths name the same file (the same path once resolved, or links to one file; never a pipe)."""
+    if str(first) == "-" or str(second) == "-":
+        return False
     if first.resolve() == second.resolve():
         return True
     return first.exists() and second.exists() and os.path.samefile(first, second)

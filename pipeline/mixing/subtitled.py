@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from pipeline.audio.clips import rms, to_db
 from pipeline.audio.io import RESAMPLE_QUALITY
+from pipeline.audio.media import MediaReader
 from pipeline.config import SUBTITLED_CLASSES, AudioConfig, ShardConfig, SubtitledConfig
 from pipeline.mixing.build import mixture_schema
 from pipeline.shards import ShardWriter, audio_array
@@ -39,6 +40,7 @@ SUBTITLE_SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
 SPEECH, BACKGROUND, DOUBT = 0, 1, 2
 LABEL_NAMES = {SPEECH: "speech+background", BACKGROUND: "background", DOUBT: "in doubt"}
 SPLITS = ("train", "valid")
+MEDIA_SUFFIXES = {".mkv", ".mka", ".mp4", ".m4v", ".m4a", ".mov", ".webm", ".ac3", ".eac3", ".aac", ".ts"}
 READ_SECONDS = 30.0  # decoded audio held at a time: memory stays flat in the recording's length
 
 
@@ -47,7 +49,11 @@ class SubtitleError(ValueError):
 
 
 def audio_suffixes() -> set[str]:
-    """File name extensions soundfile decodes."""
+    """File name extensions soundfile decodes, and the film containers PyAV decodes (`MEDIA_SUFFIXES`)."""
+    return soundfile_suffixes() | MEDIA_SUFFIXES
+
+
+def soundfile_suffixes() -> set[str]:
     extra = {"AIFF": [".aif", ".aiff"], "OGG": [".ogg", ".oga", ".opus"], "WAVEX": [".wav"], "RF64": [".wav"]}
     return {s for fmt in sf.available_formats() for s in extra.get(fmt, [f".{fmt.lower()}"])}
 
@@ -117,7 +123,11 @@ def valid_chunks(relative: str, chunks: int, config: SubtitledConfig) -> set[int
 
 
 def iter_clips(path: Path, sample_rate: int, clip_samples: int) -> Iterator[np.ndarray]:
-    """The consecutive full clips of a recording, mono at `sample_rate`, decoded READ_SECONDS at a time."""
+    """The consecutive full clips of a recording, mono at `sample_rate`, decoded READ_SECONDS at a time (films:
+    the default audio stream, through PyAV)."""
+    if path.suffix.lower() not in soundfile_suffixes():
+        yield from _media_clips(path, sample_rate, clip_samples)
+        return
     with sf.SoundFile(str(path)) as audio:
         resampler = soxr.ResampleStream(audio.samplerate, sample_rate, 1, dtype="float32",
                                         quality=RESAMPLE_QUALITY) if audio.samplerate != sample_rate else None
@@ -137,6 +147,39 @@ def iter_clips(path: Path, sample_rate: int, clip_samples: int) -> Iterator[np.n
             pending = pending[whole * clip_samples:]
             if last:
                 return
+
+
+def _media_clips(path: Path, sample_rate: int, clip_samples: int) -> Iterator[np.ndarray]:
+    with MediaReader(path) as reader:
+        rate = reader.info.rate
+        resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY) \
+            if rate != sample_rate else None
+        pending = np.zeros(0, dtype=np.float32)
+        blocks = reader.blocks(max(1, int(READ_SECONDS * rate)))
+        while True:
+            samples = next(blocks, None)
+            mono = np.zeros(0, np.float32) if samples is None else samples.mean(axis=1, dtype=np.float32)
+            if not np.isfinite(mono).all():
+                raise ValueError(f"non-finite samples near {reader.position:.1f} s")
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono, last=samples is None)
+            pending = np.concatenate([pending, mono])
+            whole = pending.shape[0] // clip_samples
+            yield from pending[:whole * clip_samples].reshape(whole, clip_samples)
+            pending = pending[whole * clip_samples:]
+            if samples is None:
+                return
+
+
+def _duration(recording: Path) -> float:
+    """Seconds of audio a recording declares (soundfile's header, or the container's for films)."""
+    if recording.suffix.lower() in soundfile_suffixes():
+        info = sf.info(str(recording))
+        return info.frames / info.samplerate
+    with MediaReader(recording) as reader:
+        if reader.info.duration is None:
+            raise ValueError("the container states no duration")
+        return reader.info.duration
 
 
 @dataclass
@@ -204,7 +247,7 @@ def build_subtitled(name: str, config: SubtitledConfig, audio: AudioConfig, shar
             continue
         try:
             _add_recording(recording, relative, subtitles, config, audio, max_peak, writers, sheet)
-        except (SubtitleError, sf.LibsndfileError, RuntimeError, ValueError) as err:
+        except (SubtitleError, sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
             sheet.skipped[relative] = str(err)
             log.warning("subtitled %s: skipped %s: %s", name, relative, err)
     if not sum(sum(c.values()) for c in sheet.clips.values()):
@@ -217,15 +260,16 @@ def build_subtitled(name: str, config: SubtitledConfig, audio: AudioConfig, shar
 def _add_recording(recording: Path, relative: str, subtitles: Path, config: SubtitledConfig, audio: AudioConfig,
                    max_peak: float, writers: _SplitWriters, sheet: _Sheet) -> None:
     cues = read_cues(subtitles)
-    info = sf.info(str(recording))
     chunk_clips = max(1, int(config.chunk_seconds // audio.clip_seconds))
-    clips_total = int(info.frames / info.samplerate // audio.clip_seconds)
+    clips_total = int(_duration(recording) // audio.clip_seconds)
     valid = valid_chunks(relative, -(-clips_total // chunk_clips), config)
     # resampling may round the decoded length up by a clip: label one more than the header promises
     labels = label_clips(cues, np.arange(clips_total + 1) * audio.clip_seconds, audio.clip_seconds,
                          config.min_overlap, config.margin_seconds)
     rows: list[tuple[str, str, np.ndarray, int, float]] = []
     for index, clip in enumerate(iter_clips(recording, audio.sample_rate, audio.clip_samples)):
+        if index >= len(labels):   # a container's stated duration is an estimate: clips past it are not labelled
+            break
         label = int(labels[index])
         level = float(rms(clip))
         if label == DOUBT or to_db(level) < audio.silence_floor_db:

@@ -180,7 +180,8 @@ def test_a_non_finite_block_stops_naming_the_file_and_the_blocks_position(setup,
     # blocks of 8 frames, each due 35 frames later: runs 1 and 2 (after 1 s and 2 s of input) masked block 0 and
     # blocks 1-5; run 3 starts at block 6
     assert at == pytest.approx((6 * 8 * 200 - 200) / 8600, abs=0.006)
-    assert _left_behind(tmp_path) == [] and not list((tmp_path / "stems").iterdir())
+    stems = tmp_path / "stems"
+    assert _left_behind(tmp_path) == [] and (not stems.exists() or not list(stems.iterdir()))
 
 
 def test_a_non_finite_dialogue_estimate_is_never_returned(setup, monkeypatch):

@@ -175,3 +175,17 @@ def test_a_model_trained_on_subtitled_films_enhances_a_film(films, tmp_path):
                          "--dialogue-classes", "speech", "--quiet"]) == 0
     enhanced, rate = sf.read(out)
     assert rate == RATE and enhanced.shape == film().shape and np.isfinite(enhanced).all()
+
+
+def test_films_in_containers_are_read_through_pyav(tmp_path):
+    from pipeline.testing.media import write_film
+    folder = tmp_path / "films"
+    write_film(folder / "movie.mkv", [(film(rate=48000), 48000, "stereo", "aac")])
+    write_srt(folder / "movie.en.srt", SPEECH_SPANS)
+    params = parse_params(_params(folder))
+    build_subtitled("films", params.subtitled["films"], params.audio, params.shards, tmp_path / "data",
+                    progress=False)
+    expected = label_clips(np.array(SPEECH_SPANS), np.arange(SECONDS, dtype=float), 1.0, 0.5, 1.0)
+    got = {int(r["mix_id"].split("#")[1]): r["labels"] for r in _rows(tmp_path)}
+    want = {i: ([1, 1] if label == SPEECH else [0, 1]) for i, label in enumerate(expected) if label != DOUBT}
+    assert {i: v for i, v in got.items() if i < SECONDS} == want

@@ -1,0 +1,151 @@
+"""enhance on films the tests make with PyAV: other streams copied bit for bit, codec / layout kept, loudness kept,
+stream choice, the original kept, and bad containers refused with one line and no partial output."""
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pyloudnorm
+import pytest
+
+from pipeline.enhance.cli import main as enhance_main
+from pipeline.testing.audio import noise, tone
+from pipeline.testing.media import decode_audio, read_packets, write_film
+from pipeline.testing.models import save_tiny_vae
+
+RATE = 48000
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory):
+    """A 3-s mkv: video, AC-3 5.1 (a tone in the centre over noise), AAC stereo, subtitles, chapters; a model."""
+    root = tmp_path_factory.mktemp("film")
+    model = save_tiny_vae(root / "model.pt", ["speech", "background"])
+    surround = np.stack([noise(3.0, RATE, seed=c, amplitude=0.05) for c in range(6)], axis=1)
+    surround[:, 2] += tone(3.0, RATE, 300.0, 0.2)
+    path = write_film(root / "film.mkv", [(surround, RATE, "5.1", "ac3"), (surround[:, :2], RATE, "stereo", "aac")],
+                      subtitles=[(0.2, 0.8, "Hello"), (1.0, 1.6, "there")],
+                      chapters=[(0.0, 1.0, "one"), (1.0, 3.0, "two")], metadata={"title": "tiny film"})
+    return root, path, model
+
+
+def _run(model, *argv) -> int:
+    return enhance_main([str(a) for a in argv] + ["--model", str(model), "--dialogue-classes", "speech", "--quiet"])
+
+
+def _loudness(samples: np.ndarray) -> float:
+    weights = samples.astype(np.float64)[:, [0, 1, 2, 4, 5]]     # pyloudnorm's 5-channel order, LFE left out
+    return pyloudnorm.Meter(RATE).integrated_loudness(weights)
+
+
+def test_a_film_keeps_its_streams_codec_layout_and_loudness(film, tmp_path):
+    root, source, model = film
+    out = tmp_path / "film.dialogue.mkv"
+    assert _run(model, source, "-o", out, "--report", tmp_path / "report.json") == 0
+    for kind in ("video", "subtitle"):
+        assert read_packets(out, kind) == read_packets(source, kind) and read_packets(out, kind)
+    with av.open(str(source)) as before, av.open(str(out)) as after:
+        assert [s.type for s in after.streams] == [s.type for s in before.streams]
+        assert after.metadata["title"] == "tiny film" and len(after.chapters()) == 2
+        assert after.streams.audio[1].metadata["language"] == "fra"
+    original, rate, layout, codec = decode_audio(source)
+    enhanced, rate_out, layout_out, codec_out = decode_audio(out)
+    assert (rate_out, layout_out, codec_out) == (rate, layout, codec)
+    assert abs(len(enhanced) - len(original)) <= 1536                  # one AC-3 frame
+    assert abs(_loudness(enhanced) - _loudness(original)) < 0.5
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["channels_processed"] == "FC" and report["codec"] == "ac3"
+    assert abs(report["loudness_out_lufs"] - report["loudness_in_lufs"]) < 0.05
+    assert report["dialogue_to_background_after_lu"] - report["dialogue_to_background_before_lu"] == \
+        pytest.approx(6.0, abs=0.5)
+    assert report["true_peak_out_dbtp"] < 0 and report["times_real_time"] > 0
+    second, *_ = decode_audio(out, stream=1)                         # the AAC track is copied, not re-encoded
+    assert read_packets(out, "audio")[1::2] or second.shape[1] == 2
+
+
+def test_zero_db_gives_back_the_input_within_the_codecs_tolerance(film, tmp_path):
+    _, source, model = film
+    out = tmp_path / "same.mkv"
+    assert _run(model, source, "-o", out, "--dialogue-gain", "0") == 0
+    original, enhanced = decode_audio(source)[0], decode_audio(out)[0]
+    # the codec's tolerance: the decoded input encoded once more with the same codec and bit rate, nothing else
+    again = write_film(tmp_path / "again.mka", [(original, RATE, "5.1(side)", "ac3")], video=False, bit_rate=448000)
+    direct = decode_audio(again)[0]
+
+    def snr(other):
+        n = min(len(original), len(other))
+        return 10 * np.log10(np.mean(original[:n] ** 2) / np.mean((other[:n] - original[:n]) ** 2))
+
+    assert snr(enhanced) > snr(direct) - 1.0 and snr(direct) > 5
+
+
+def test_stream_choice_and_keep_original(film, tmp_path):
+    _, source, model = film
+    out = tmp_path / "second.mkv"
+    assert _run(model, source, "-o", out, "--stream", "1", "--keep-original", "--report", tmp_path / "r.json") == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["codec"] == "aac" and report["layout"] == "stereo" and report["channels_processed"] == "mid of FL+FR"
+    with av.open(str(out)) as container:
+        audio = [(s.codec_context.name, s.layout.name, s.metadata.get("title")) for s in container.streams.audio]
+    assert audio == [("ac3", "5.1(side)", None), ("aac", "stereo", None), ("aac", "stereo", "original audio")]
+    with av.open(str(source)) as container:
+        original_aac = [bytes(p) for p in container.demux(container.streams.audio[1]) if p.size]
+    with av.open(str(out)) as container:
+        kept = [bytes(p) for p in container.demux(container.streams.audio[2]) if p.size]
+    with av.open(str(out)) as container:
+        first = [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+    assert kept == original_aac
+    with av.open(str(source)) as container:
+        assert first == [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+def test_an_m4a_and_another_codec(film, tmp_path):
+    _, source, model = film
+    stereo = write_film(tmp_path / "song.m4a", [(decode_audio(source)[0][:, :2], RATE, "stereo", "aac")],
+                        video=False)
+    assert _run(model, stereo, "-o", tmp_path / "out.m4a") == 0
+    assert decode_audio(tmp_path / "out.m4a")[1:] == (RATE, "stereo", "aac")
+    assert _run(model, source, "-o", tmp_path / "opus.mkv", "--codec", "libopus") == 0   # 5.1(side) remapped
+    assert decode_audio(tmp_path / "opus.mkv")[0].shape[1] == 6
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no audio", r"has no audio stream \(it holds video \(mpeg4\)\)"),
+    ("corrupt", r"cannot open as a media container"),
+    ("codec", r"--codec 'nonsense': no such encoder"),
+    ("stream", r"--stream 5, but it has 2 audio stream\(s\)"),
+])
+def test_bad_films_give_one_line_and_no_output(film, tmp_path, capsys, case, message):
+    _, source, model = film
+    argv = [source]
+    if case == "no audio":
+        argv = [write_film(tmp_path / "silent.mkv", [], video=True)]
+    elif case == "corrupt":
+        broken = tmp_path / "broken.mkv"
+        broken.write_bytes(b"\x00garbage" * 500)
+        argv = [broken]
+    elif case == "codec":
+        argv += ["--codec", "nonsense"]
+    elif case == "stream":
+        argv += ["--stream", "5"]
+    assert _run(model, *argv, "-o", tmp_path / "out.mkv") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("enhance:")]
+    assert len(err) == 1 and __import__("re").search(message, err[0]), err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".") or p.name.startswith("out")) == []
+
+
+def test_a_corrupt_packet_is_skipped_and_counted(film, tmp_path):
+    _, source, model = film
+    data = bytearray(source.read_bytes())
+    with av.open(str(source)) as container:
+        packets = [p for p in container.demux(container.streams.audio[0]) if p.size]
+        target = packets[len(packets) // 2]
+        position, size = target.pos, target.size
+    data[position + 8:position + size] = bytes(size - 8)              # the syncframe's audio blocks zeroed
+    broken = tmp_path / "damaged.mkv"
+    broken.write_bytes(bytes(data))
+    assert _run(model, broken, "-o", tmp_path / "out.mkv", "--report", tmp_path / "r.json") == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["skipped_packets"] >= 1
+    assert abs(len(decode_audio(tmp_path / "out.mkv")[0]) - len(decode_audio(source)[0])) <= 1536

@@ -1,0 +1,47 @@
+"""Channel plans: the centre of 5.1 / 7.1 alone, mid / side or per channel for stereo, --channels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.enhance.cli import main as enhance_main
+from pipeline.enhance.layouts import default_layout, plan_channels
+from pipeline.testing.audio import noise, tone, write_wav
+from pipeline.testing.models import save_tiny_vae
+
+
+def test_default_plans():
+    assert plan_channels(default_layout(6)[1]).description == "FC"
+    assert plan_channels(default_layout(8)[1]).description == "FC"
+    assert plan_channels(("FL", "FR")).description == "mid of FL+FR"
+    assert plan_channels(("FL", "FR"), stereo="per-channel").description == "FL+FR"
+    assert plan_channels(("FC",)).description == "FC"
+    assert plan_channels(default_layout(6)[1], "fl,FC").description == "FL+FC"
+    with pytest.raises(ValueError, match=r"--channels 'XX': XX not in the input's layout \(FL, FR, FC, LFE, BL, BR\)"):
+        plan_channels(default_layout(6)[1], "XX")
+
+
+def test_mid_side_puts_the_mid_dialogue_in_both_channels():
+    plan = plan_channels(("FL", "FR"))
+    x = np.array([[1.0, 0.0], [0.5, 0.5]], np.float32)
+    assert plan.select(x)[:, 0].tolist() == [0.5, 0.5]
+    np.testing.assert_allclose(plan.spread(np.array([[0.2], [0.4]], np.float32), 2), [[0.2, 0.2], [0.4, 0.4]])
+
+
+def test_centre_only_leaves_the_surround_channels_unchanged(tmp_path):
+    model = save_tiny_vae(tmp_path / "model.pt", ["speech", "background"])
+    x = np.stack([0.2 * noise(2.0, 48000, seed=c) for c in range(6)], axis=1)
+    x[:, 2] += tone(2.0, 48000, 300.0, 0.3)
+    source = write_wav(tmp_path / "in.wav", x, 48000, subtype="FLOAT")
+    argv = [str(source), "--model", str(tmp_path / "model.pt"), "--dialogue-classes", "speech", "--quiet"]
+    assert enhance_main(argv + ["-o", str(tmp_path / "out.wav"), "--no-keep-loudness"]) == 0
+    y = sf.read(str(tmp_path / "out.wav"), dtype="float32")[0]
+    untouched = [0, 1, 3, 4, 5]
+    np.testing.assert_array_equal(y[:, untouched], x[:, untouched])
+    assert np.abs(y[:, 2] - x[:, 2]).max() > 1e-3
+    assert enhance_main(argv + ["-o", str(tmp_path / "loud.wav")]) == 0      # keep-loudness: one common gain
+    z = sf.read(str(tmp_path / "loud.wav"), dtype="float32")[0]
+    ratio = z[:, untouched] / np.where(x[:, untouched] == 0, 1, x[:, untouched])
+    assert np.ptp(ratio[np.abs(x[:, untouched]) > 1e-3]) < 1e-4
+    del model
