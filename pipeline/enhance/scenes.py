@@ -7,7 +7,7 @@ the requested gains is to the ideal remix of the true stems (remix fidelity, bes
 the dialogue-to-background ratio really changed (LU; the ideal is the gain difference), and the real-time factor.
 
 Each scene runs through `StreamingEnhancer`, the class the `enhance` command runs, in `block_seconds` blocks as
-the command reads files; the scenes kept for listening run again in `stream_samples` chunks, as a live stream
+the command reads files, on the channels the command's default plan gives the model (stereo: the mid); the scenes kept for listening run again in `stream_samples` chunks, as a live stream
 would arrive (and give the streaming real-time factor). The two outputs
 must agree to float32 rounding (`STREAM_TOLERANCE`: the processor decides by sample counts, never by chunk
 boundaries; only the model's batch sizes differ); a larger difference stops the evaluation, it is never
@@ -26,6 +26,7 @@ import pandas as pd
 
 from pipeline.config import SceneEnhance
 from pipeline.enhance.clip_check import GAP_TARGET_DB, ClipCheck, clip_check
+from pipeline.enhance.layouts import default_layout, plan_channels
 from pipeline.enhance.masker import DialogueMasker
 from pipeline.enhance.stream import Enhanced, StreamingEnhancer, StreamSettings
 from pipeline.metrics.remix import ratio_change_db, remix_fidelity, stem_si_sdr
@@ -60,17 +61,25 @@ class Candidate:
 
 def enhance_array(masker: DialogueMasker, mixture: np.ndarray, rate: int, settings: SceneEnhance,
                   chunk: int) -> tuple[Enhanced, float]:
-    """Run `enhance`'s processor over a (samples, channels) array in chunks; returns the joined output and the
+    """Run `enhance`'s processor over a (samples, channels) array in chunks, on the channels the command's
+    default plan gives the model (stereo: the mid, `layouts.DEFAULT_STEREO`); returns the joined output and the
     seconds it took."""
-    enhancer = StreamingEnhancer(masker, rate, mixture.shape[1], dialogue_gain_db=settings.dialogue_gain_db,
+    plan = plan_channels(default_layout(mixture.shape[1])[1])
+    enhancer = StreamingEnhancer(masker, rate, plan.model_channels, dialogue_gain_db=settings.dialogue_gain_db,
                                  background_gain_db=settings.background_gain_db,
                                  update_frames=settings.update_frames, lookahead_frames=settings.lookahead_frames)
     started = time.perf_counter()
-    parts = [enhancer.process(mixture[i:i + chunk]) for i in range(0, mixture.shape[0], chunk)]
+    parts = [enhancer.process(plan.select(mixture[i:i + chunk])) for i in range(0, mixture.shape[0], chunk)]
     parts.append(enhancer.flush())
     seconds = time.perf_counter() - started
     joined = Enhanced(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("output", "dialogue",
                                                                                           "background")))
+    if plan.model_channels != mixture.shape[1] or plan.indices != tuple(range(mixture.shape[1])):
+        # the stems of the processed channels, the rest kept, remixed at the gains as the command remixes them
+        dialogue = plan.spread(joined.dialogue, mixture.shape[1])
+        background = (mixture - dialogue).astype(np.float32)
+        gains = 10 ** (settings.dialogue_gain_db / 20), 10 ** (settings.background_gain_db / 20)
+        joined = Enhanced((gains[0] * dialogue + gains[1] * background).astype(np.float32), dialogue, background)
     if joined.output.shape != mixture.shape:
         raise RuntimeError(f"enhance returned {joined.output.shape} samples for an input of {mixture.shape}")
     return joined, seconds

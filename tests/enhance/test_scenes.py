@@ -10,7 +10,7 @@ import pytest
 import pipeline.enhance.scenes as scenes_module
 from pipeline.config import SceneEnhance, ScenesConfig
 from pipeline.enhance.scenes import Candidate, evaluate_scenes, listening_scenes, scene_metrics
-from pipeline.mixing.scenes import build_scenes, load_manifest
+from pipeline.mixing.scenes import build_scenes, load_manifest, read_scene
 from pipeline.models.checkpoint import save_model
 from pipeline.models.train import build_model
 from pipeline.models.vae import ModelShape
@@ -107,3 +107,17 @@ def test_enhance_warns_when_its_model_made_dialogue_worse_on_the_scenes(scene_se
         assert enhance_main([str(source), "-o", str(tmp_path / "o.wav"), "--registry",
                              str(tmp_path / "registry.json"), "--quiet"]) == 0
     assert "made dialogue worse than doing nothing" in caplog.text and "-1.5 dB" in caplog.text
+
+
+def test_stereo_scenes_are_enhanced_as_the_command_enhances_stereo_its_mid(scene_setup):
+    """The scene evaluation follows `enhance`'s default plan: a stereo scene's model hears the mid, its dialogue
+    estimate goes to both channels, and the remix is the stems at the gains."""
+    root, candidates = scene_setup
+    stereo = next(e for e in load_manifest(root / "scenes")["scenes"] if e["channels"] == 2)
+    dialogue, background, rate = read_scene(root / "scenes" / stereo["scene_id"])
+    mixture = dialogue + background
+    enhanced, _ = scenes_module.enhance_array(candidates[0].masker(), mixture, rate, SETTINGS, 44100)
+    np.testing.assert_array_equal(enhanced.dialogue[:, 0], enhanced.dialogue[:, 1])
+    np.testing.assert_allclose(enhanced.dialogue + enhanced.background, mixture, atol=1e-6)
+    gain = 10 ** (SETTINGS.dialogue_gain_db / 20)
+    np.testing.assert_allclose(enhanced.output, gain * enhanced.dialogue + enhanced.background, atol=1e-5)
