@@ -503,6 +503,18 @@ def time_evaluation(dataset: str, paper: Params, folder: Path, models_root: Path
                         [speech[k] for k in present], [classes[k] for k in present]))
         return out
 
+    def timed_runs(zero, some, generator):
+        """(seconds of `zero`, (seconds, result) of `some`), each the best of two runs after a warm-up (another
+        process on the machine only ever makes a run slower), and whether contention was seen."""
+        run(zero, generator)  # warm-up
+
+        def block():
+            fixed = min(clock(lambda: run(zero, generator))[0] for _ in range(2))
+            runs = [clock(lambda: run(some, generator)) for _ in range(2)]
+            return fixed, min(runs, key=lambda r: r[0])
+
+        return CONTENTION.retry(block)
+
     chunk = max(1, math.ceil(n / (4 * workers)))  # balanced over the workers (the stage: 16 of 1,875)
     check_line = None
     measured: dict[tuple, dict[str, Any]] = {}
@@ -514,36 +526,20 @@ def time_evaluation(dataset: str, paper: Params, folder: Path, models_root: Path
                                  "mixtures": min(separator.max_mixtures, test_size)}
         if system.signal == "pgd":  # generative priors (seed 004): PGD steps, extrapolated like the VAD
             config = separator.config
-            paper_steps = config.steps
             half = max(1, iterations // 2)
-            zero = dataclasses.replace(separator, config=dataclasses.replace(config, steps=0))
-            some = dataclasses.replace(separator, config=dataclasses.replace(config, steps=half))
-            run(zero, generator)  # warm-up
-
-            def block():
-                fixed = min(clock(lambda: run(zero, generator))[0] for _ in range(2))
-                runs = [clock(lambda: run(some, generator)) for _ in range(2)]
-                return fixed, min(runs, key=lambda r: r[0])
-
-            (fixed, (timed, (estimates, _))), entry["contended"] = CONTENTION.retry(block)
+            (fixed, (timed, (estimates, _))), entry["contended"] = timed_runs(
+                dataclasses.replace(separator, config=dataclasses.replace(config, steps=0)),
+                dataclasses.replace(separator, config=dataclasses.replace(config, steps=half)), generator)
             per_step = max(timed - fixed, 0.0) / half
-            entry["batch_s"] = fixed + per_step * paper_steps
-            entry["rate"] = f"{n / entry['batch_s']:.2f} mix/s ({per_step * 1e3:.0f} ms/step x {paper_steps})"
+            entry["batch_s"] = fixed + per_step * config.steps
+            entry["rate"] = f"{n / entry['batch_s']:.2f} mix/s ({per_step * 1e3:.0f} ms/step x {config.steps})"
         elif system.signal == "inverse":
             config = separator.config
-            zero = dataclasses.replace(separator, config=dataclasses.replace(config, iterations=0, tolerance=0.0))
             half = max(1, iterations // 2)
-            some = dataclasses.replace(separator, config=dataclasses.replace(config, iterations=half,
-                                                                             tolerance=0.0))
-            run(zero, generator)  # warm-up
-
-            def block():
-                # best of two: another process on the machine only ever makes a run slower
-                fixed = min(clock(lambda: run(zero, generator))[0] for _ in range(2))
-                runs = [clock(lambda: run(some, generator)) for _ in range(2)]
-                return fixed, min(runs, key=lambda r: r[0])
-
-            (fixed, (timed, (estimates, _))), entry["contended"] = CONTENTION.retry(block)
+            (fixed, (timed, (estimates, _))), entry["contended"] = timed_runs(
+                dataclasses.replace(separator, config=dataclasses.replace(config, iterations=0, tolerance=0.0)),
+                dataclasses.replace(separator, config=dataclasses.replace(config, iterations=half, tolerance=0.0)),
+                generator)
             per_iteration = max(timed - fixed, 0.0) / half
             entry["batch_s"] = fixed + per_iteration * paper_iterations
             entry["rate"] = (f"{n / entry['batch_s']:.2f} mix/s ({per_iteration * 1e3:.0f} ms/it x "

@@ -106,7 +106,27 @@ class SoundfileSource:
         pass
 
 
-class MediaSource:
+class _ReaderSource:
+    """What every source read through a `MediaReader` (`self.reader`) shares."""
+
+    reader: MediaReader
+
+    @property
+    def skipped_packets(self) -> int:
+        return self.reader.skipped_packets
+
+    @property
+    def filled_samples(self) -> int:
+        return self.reader.filled_samples
+
+    def blocks(self, block: int) -> Iterator[np.ndarray]:
+        return self.reader.blocks(block)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class MediaSource(_ReaderSource):
     """An audio stream of a media container; `replay` demuxes every stream (for the muxer) and decodes the audio."""
 
     replayable = True
@@ -126,17 +146,6 @@ class MediaSource:
         """The sample position (pts at the stream's rate) of the first decoded sample, for the output's pts."""
         reader = getattr(self, "replaying", None) or self.reader
         return reader.start if reader.start is not None else (self.reader.start or 0)
-
-    @property
-    def skipped_packets(self) -> int:
-        return self.reader.skipped_packets
-
-    @property
-    def filled_samples(self) -> int:
-        return self.reader.filled_samples
-
-    def blocks(self, block: int) -> Iterator[np.ndarray]:
-        return self.reader.blocks(block)
 
     def replay(self, block: int, copy: Callable) -> Iterator[np.ndarray]:
         reader = self.replaying = MediaReader(self.path, self.number)
@@ -158,11 +167,8 @@ class MediaSource:
         finally:
             reader.close()
 
-    def close(self) -> None:
-        self.reader.close()
 
-
-class PipeSource:
+class PipeSource(_ReaderSource):
     """WAV (or raw PCM: `raw` one of RAW_FORMATS with `rate` and `layout`) on standard input; read once."""
 
     replayable = False
@@ -179,22 +185,9 @@ class PipeSource:
         self.info = SourceInfo("-", info.rate, info.channels, info.channel_names, info.layout, None, info)
         self.container = None
 
-    @property
-    def skipped_packets(self) -> int:
-        return self.reader.skipped_packets
-
-    @property
-    def filled_samples(self) -> int:
-        return self.reader.filled_samples
-
-    def blocks(self, block: int) -> Iterator[np.ndarray]:
-        return self.reader.blocks(block)
-
     def replay(self, block: int, copy: Callable) -> Iterator[np.ndarray]:
         raise RuntimeError("standard input cannot be read twice")
 
-    def close(self) -> None:
-        self.reader.close()
 
 
 def _position(reader: sf.SoundFile) -> int:
