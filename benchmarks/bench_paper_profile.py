@@ -17,7 +17,8 @@ Nothing here runs the paper profile itself; it times the library's own code on p
    every 200 steps). NMF variants (`model: nmf`): their spectrograms loaded and a few full-batch multiplicative
    updates timed on the built train split, scaled to the paper's train size and `nmf.schedule.paper` updates.
    The DRNN baseline's `train_drnn@<dataset>` stages are not projected here (`benchmarks/bench_training.py` prints
-   the DRNN's step rate at the paper width; README "Baseline: the deep recurrent soft-mask separator").
+   the DRNN's step rate at the paper width; README "Baseline: the deep recurrent soft-mask separator"), nor are
+   `train_dpcl@<dataset>` and the deep-clustering rows of evaluate (bench_training prints their step rates).
 3. evaluate@<dataset>: every row of `pipeline.evaluation.systems.systems_for(dataset, paper params)`, each built
    by its registered separator kind (`pipeline.separators.registry.build`) from a model file of the paper's
    shape (untrained weights: timing only), run on a sample of the built test mixtures (one batch of
@@ -482,8 +483,10 @@ def time_evaluation(dataset: str, paper: Params, folder: Path, models_root: Path
     batch = next(iter(split.batches(min(sample, split.size), shuffle=False)))
     n = batch.size
 
-    rows = [r for r in systems_for(dataset, paper)  # the DRNN's rows come from params `drnn`, not `variants`
-            if r.kind == "drnn" or not r.variant or paper.variants[r.variant].model in TIMED_MODELS]
+    # the DRNN's rows come from params `drnn`, not `variants`; the deep-clustering rows (params `dpcl`) have no
+    # paper-shape model files here and are left out (bench_training prints their step rates)
+    rows = [r for r in systems_for(dataset, paper) if r.kind != "dpcl" and (
+            r.kind == "drnn" or not r.variant or paper.variants[r.variant].model in TIMED_MODELS)]
     groups: dict[tuple, list] = {}
     for system in rows:
         groups.setdefault(row_group(system), []).append(system)
