@@ -89,3 +89,41 @@ def local_parallel(settings: OrchestrationSettings, workers: int | None) -> Para
     """Without Prefect: the Dask cluster at `scheduler_address` when set, else a local pool of `task_runner`
     (threads or processes) with `workers` (default: the settings' workers, one per core)."""
     return parallel_map(settings.task_runner, workers or settings.resolved_workers, settings.scheduler_address)
+
+
+def train_group(stage: str, train: Callable[..., list], dataset: str, params: str | Path, data: str | Path,
+                out: str | Path, reports: str | Path, scratch: str | Path, timings: str | Path,
+                progress: bool) -> dict[str, Any]:
+    """Run a trainer of several models on one dataset (`train(dataset, params, data, out, scratch, progress=)`
+    returning results with variant, curve, summary, timing), write each one's reports and the stage's wall-clock
+    figures (`timings/<stage>.json`, not a DVC output); returns the summaries by variant name."""
+    from pipeline.config import load_params
+    from pipeline.reports.training import write_variant_reports
+    from pipeline.shards import write_json
+
+    results = train(dataset, load_params(params), Path(data), Path(out), Path(scratch), progress=progress)
+    for result in results:
+        write_variant_reports(result.variant, result.curve, result.summary, Path(reports))
+    write_json(Path(timings) / f"{stage}.json", {result.variant: result.timing for result in results})
+    return {result.variant: result.summary for result in results}
+
+
+def train_group_main(description: str, kind: str, run: Callable[..., Any], models: str,
+                     argv: list[str] | None = None) -> None:
+    """The command line of a `train_<kind>@<dataset>` stage whose `run` is `train_group` over its trainer;
+    `models`: what one model folder holds (for the help texts)."""
+    args = parser(description)
+    args.add_argument("dataset")
+    args.add_argument("--data", type=Path, required=True, help="mixture dataset folder (data/mixtures/<dataset>)")
+    args.add_argument("--out", type=Path, required=True, help=f"model folder (data/models/<dataset>/{kind})")
+    args.add_argument("--reports", type=Path, required=True,
+                      help=f"curves and summaries (dvclive: <reports>/<dataset>-<{models}>/), the curves' PNGs")
+    args.add_argument("--timings", type=Path, default=Path("data/timings"),
+                      help=f"wall-clock figures (<timings>/train_{kind}@<dataset>.json), outside the DVC outputs")
+    args.add_argument("--scratch", type=Path, default=Path("data/checkpoints"),
+                      help=f"resume checkpoints, kept outside the DVC outputs until each {models} finishes")
+    ns = args.parse_args(argv)
+    setup_logging()
+    with stage_clock(f"train_{kind}@{ns.dataset}"):
+        run(ns.dataset, ns.params, ns.data, ns.out, ns.reports, ns.scratch, timings=ns.timings,
+            progress=not ns.quiet)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stages.common import parser, setup_logging, stage_clock
+from stages.common import train_group, train_group_main
 
 
 def run(dataset: str, params: str | Path, data: str | Path, out: str | Path, reports: str | Path,
@@ -13,35 +13,14 @@ def run(dataset: str, params: str | Path, data: str | Path, out: str | Path, rep
     """Train every DRNN configuration of `dataset` into `out/<name>/model.pt`; curves and summaries through dvclive
     in `reports/<dataset>-<name>/` and `reports/<dataset>-<name>.png`, wall-clock figures in
     `timings/train_drnn@<dataset>.json` (not a DVC output); returns the summaries by variant name."""
-    from pipeline.config import load_params
     from pipeline.models.train.drnn import train_drnn
-    from pipeline.reports.training import write_variant_reports
-    from pipeline.shards import write_json
 
-    results = train_drnn(dataset, load_params(params), Path(data), Path(out), Path(scratch), progress=progress)
-    for result in results:
-        write_variant_reports(result.variant, result.curve, result.summary, Path(reports))
-    write_json(Path(timings) / f"train_drnn@{dataset}.json",
-               {result.variant: result.timing for result in results})
-    return {result.variant: result.summary for result in results}
+    return train_group(f"train_drnn@{dataset}", train_drnn, dataset, params, data, out, reports, scratch, timings,
+                       progress)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser(__doc__)
-    args.add_argument("dataset")
-    args.add_argument("--data", type=Path, required=True, help="mixture dataset folder (data/mixtures/<dataset>)")
-    args.add_argument("--out", type=Path, required=True, help="model folder (data/models/<dataset>/drnn)")
-    args.add_argument("--reports", type=Path, required=True,
-                      help="curves and summaries (dvclive: <reports>/<dataset>-<name>/), the curves' PNGs")
-    args.add_argument("--timings", type=Path, default=Path("data/timings"),
-                      help="wall-clock figures (<timings>/train_drnn@<dataset>.json), outside the DVC outputs")
-    args.add_argument("--scratch", type=Path, default=Path("data/checkpoints"),
-                      help="resume checkpoints, kept outside the DVC outputs until each configuration finishes")
-    ns = args.parse_args(argv)
-    setup_logging()
-    with stage_clock(f"train_drnn@{ns.dataset}"):
-        run(ns.dataset, ns.params, ns.data, ns.out, ns.reports, ns.scratch, timings=ns.timings,
-            progress=not ns.quiet)
+    train_group_main(__doc__, "drnn", run, "configuration", argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from pipeline.models import kmeans
-from pipeline.models.checkpoint import load_safely, save_atomic, versions
+from pipeline.models.checkpoint import save_atomic, versions
+from pipeline.models.network_file import load_network
 
 DPCL_FORMAT = 1                  # the model file's layout: {"format", "kind": "dpcl", "shape", "state_dict", ...}
 SYSTEMS = ("dpcl", "sce", "dpcl++")
@@ -223,14 +224,5 @@ def save_dpcl(path: str | Path, model: EmbeddingSeparator, state_dict: dict[str,
 def load_dpcl(path: str | Path, device: torch.device | str = "cpu") -> tuple[EmbeddingSeparator, dict[str, Any]]:
     """A model file of this module -> (network in evaluation mode on `device`, its info); ValueError naming the
     file for anything else."""
-    payload = load_safely(path, "cpu")
-    if payload.get("kind") != "dpcl" or payload.get("format") != DPCL_FORMAT:
-        raise ValueError(f"{path} is not a DPCL/SCE/DPCL++ model file (kind {payload.get('kind')!r}, format "
-                         f"{payload.get('format')!r}; expected kind 'dpcl', format {DPCL_FORMAT})")
-    try:
-        model = EmbeddingSeparator(DpclShape(**payload["shape"]))
-        model.load_state_dict(payload["state_dict"])
-    except (TypeError, RuntimeError, ValueError) as err:
-        raise ValueError(f"{path}: its weights do not fit its recorded shape ({err}); retrain it") from err
-    model.eval().to(device)
-    return model, {k: v for k, v in payload.items() if k != "state_dict"}
+    return load_network(path, "dpcl", DPCL_FORMAT, "DPCL/SCE/DPCL++",
+                        lambda shape: EmbeddingSeparator(DpclShape(**shape)), device)

@@ -29,7 +29,8 @@ from torch import nn
 from pipeline.config import StftConfig
 from pipeline.features.stft import stft
 from pipeline.models import losses
-from pipeline.models.checkpoint import load_safely, save_atomic, versions
+from pipeline.models.checkpoint import save_atomic, versions
+from pipeline.models.network_file import load_network
 from pipeline.models.data import Batch
 from pipeline.models.objective import LossTerms
 
@@ -240,16 +241,8 @@ def load_drnn(path: str | Path, device: torch.device | str = "cpu"
               ) -> tuple[DeepRecurrentSeparator, dict[str, Any]]:
     """A DRNN model file -> (network in evaluation mode on `device`, its info); ValueError naming the file for
     anything else (another kind of model file, a shape that does not fit its weights)."""
-    payload = load_safely(path, "cpu")
-    if payload.get("kind") != "drnn" or payload.get("format") != DRNN_FORMAT:
-        raise ValueError(f"{path} is not a DRNN model file (kind {payload.get('kind')!r}, format "
-                         f"{payload.get('format')!r}; expected kind 'drnn', format {DRNN_FORMAT})")
-    try:
-        model = DeepRecurrentSeparator(DrnnShape(**payload["shape"]))
-        model.load_state_dict(payload["state_dict"])
-    except (TypeError, RuntimeError, ValueError) as err:
-        raise ValueError(f"{path}: its weights do not fit its recorded shape ({err}); retrain it") from err
-    if len(payload["classes"]) != model.shape.num_classes:
-        raise ValueError(f"{path}: {len(payload['classes'])} classes for a network of {model.shape.num_classes}")
-    model.eval().to(device)
-    return model, {k: v for k, v in payload.items() if k != "state_dict"}
+    model, info = load_network(path, "drnn", DRNN_FORMAT, "DRNN",
+                               lambda shape: DeepRecurrentSeparator(DrnnShape(**shape)), device)
+    if len(info["classes"]) != model.shape.num_classes:
+        raise ValueError(f"{path}: {len(info['classes'])} classes for a network of {model.shape.num_classes}")
+    return model, info

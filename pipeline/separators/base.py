@@ -149,6 +149,17 @@ class BuildContext:
     def model_file(self, variant: str) -> Path:
         return Path(self.models_dir) / variant / "model.pt"
 
+    def check_trained_like_the_test(self, path: Path, info: dict[str, Any], stage: str) -> None:
+        """A model file's recorded classes and STFT must be the test split's and params.yaml's; ValueError naming
+        the file and the stage that retrains it otherwise."""
+        if info["classes"] != list(self.classes):
+            raise ValueError(f"{path} was trained on classes {info['classes']}; the {self.dataset} test split "
+                             f"has {self.classes}: retrain it (dvc repro {stage})")
+        stft = self.params.stft
+        if info["stft"] != {"n_fft": stft.n_fft, "hop_length": stft.hop_length}:
+            raise ValueError(f"{path} was trained on STFT {info['stft']}, params.yaml has n_fft {stft.n_fft}, "
+                             f"hop {stft.hop_length}: retrain it (dvc repro {stage})")
+
     def cached(self, key: str, load: Callable[[], Any]) -> Any:
         """`load()`, kept while the rows asking for `key` follow each other (one model in memory at a time)."""
         if key not in self._cache:

@@ -33,7 +33,8 @@ HOW = {
 
 @dataclass(frozen=True)
 class ClassicalSeparator:
-    """Decompose, group into the mixture's number of sources (first slots; the rest silent) -> Wiener mask."""
+    """Decompose, group into the mixture's number of sources (in the present classes' slots, no class meaning) ->
+    Wiener mask."""
 
     method: str
     stft: StftConfig

@@ -77,14 +77,7 @@ def build(system: System, context: BuildContext) -> ClusteringSeparator:
 
     def read() -> EmbeddingSeparator:
         model, info = load_dpcl(path, context.device)
-        if info["classes"] != list(context.classes):
-            raise ValueError(f"{path} was trained on classes {info['classes']}; the {context.dataset} test split "
-                             f"has {context.classes}: retrain it (dvc repro train_dpcl@{context.dataset})")
-        stft_params = context.params.stft
-        if info["stft"] != {"n_fft": stft_params.n_fft, "hop_length": stft_params.hop_length}:
-            raise ValueError(f"{path} was trained on STFT {info['stft']}, params.yaml has n_fft "
-                             f"{stft_params.n_fft}, hop {stft_params.hop_length}: retrain it "
-                             f"(dvc repro train_dpcl@{context.dataset})")
+        context.check_trained_like_the_test(path, info, f"train_dpcl@{context.dataset}")
         return model
     config = context.params.dpcl
     return ClusteringSeparator(context.cached(f"dpcl:{system.training}", read), context.params.stft, config.kmeans,

@@ -71,13 +71,7 @@ def load(context: BuildContext, name: str) -> DeepRecurrentSeparator:
 
     def read() -> DeepRecurrentSeparator:
         model, info = load_drnn(path, context.device)
-        if info["classes"] != list(context.classes):
-            raise ValueError(f"{path} was trained on classes {info['classes']}; the {context.dataset} test split "
-                             f"has {context.classes}: retrain it (dvc repro train_drnn@{context.dataset})")
-        stft = context.params.stft
-        if info["stft"] != {"n_fft": stft.n_fft, "hop_length": stft.hop_length}:
-            raise ValueError(f"{path} was trained on STFT {info['stft']}, params.yaml has n_fft {stft.n_fft}, "
-                             f"hop {stft.hop_length}: retrain it (dvc repro train_drnn@{context.dataset})")
+        context.check_trained_like_the_test(path, info, f"train_drnn@{context.dataset}")
         return model
     return context.cached(f"drnn:{name}", read)
 
