@@ -3,9 +3,10 @@
 For each length (minutes) a film is written with PyAV (mkv: 64x48 mpeg4 video at 5 fps, AC-3 5.1 at 448 kb/s: a
 voice-like harmonic tone in the centre over noise everywhere), then `enhance film.mkv -o out.mkv` runs in a
 subprocess with the registry's default model (or a paper-size network of d2's classes when there is none) and
-the default settings (centre channel, two passes at matched loudness); its wall time, real-time factor and peak
+the default settings (centre channel, two passes at matched loudness, the model on every core but one while
+decoding and encoding run in threads of their own); its wall time, real-time factor and peak
 RSS (getrusage of the child) are printed and written to benchmarks/results/films.json. Peak RSS should not grow
-with the length. Usage: ./run.sh python -m benchmarks.bench_films --minutes 10 30 [--threads 2]
+with the length. Usage: ./run.sh python -m benchmarks.bench_films --minutes 10 30 [--threads N]
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from pipeline.enhance.cli import default_threads
 from pipeline.enhance.registry import DEFAULT_REGISTRY
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -80,12 +82,13 @@ def model_args(root: Path) -> list[str]:
     return ["--model", str(path), "--dialogue-classes", "speech"]
 
 
-def run_once(film: Path, out: Path, extra: list[str], threads: int) -> dict:
+def run_once(film: Path, out: Path, extra: list[str], threads: int | None) -> dict:
     report = out.with_suffix(".json")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "LOG_LEVEL": "WARNING"}
-    code = ("import resource, sys, torch; torch.set_num_threads(%d); from pipeline.enhance.cli import main; "
-            "c = main(sys.argv[1:]); print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(c)"
-            % threads)
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    if threads is not None:
+        extra = [*extra, "--threads", str(threads)]
+    code = ("import resource, sys; from pipeline.enhance.cli import main; c = main(sys.argv[1:]); "
+            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(c)")
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code, str(film), "-o", str(out), "--quiet", "--report", str(report),
                            *extra], capture_output=True, text=True, env=env)
@@ -100,7 +103,8 @@ def run_once(film: Path, out: Path, extra: list[str], threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[10, 30])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="the model's threads (default: enhance's own, every core but one)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more enhance options")
     args = parser.parse_args()
     rows = []
@@ -120,7 +124,9 @@ def main() -> None:
             film.unlink()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "films.json").write_text(json.dumps({"machine": platform.processor() or platform.machine(),
-                                                    "threads": args.threads, "runs": rows}, indent=2) + "\n")
+                                                    "cores": len(os.sched_getaffinity(0)),
+                                                    "model_threads": args.threads or default_threads(),
+                                                    "runs": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -17,14 +17,16 @@ import logging
 import os
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 from tqdm import tqdm
 
 from pipeline.audio.media import RAW_FORMATS
+from pipeline.enhance.background import BackgroundCalls, prefetched
 from pipeline.enhance.interrupt import Terminated, signals_as_exceptions
 from pipeline.enhance.layouts import STEREO_MODES, DEFAULT_STEREO, plan_channels
 from pipeline.enhance.masker import DialogueMasker
@@ -39,6 +41,12 @@ PCM_CODECS = {"s16le": "pcm_s16le", "s24le": "pcm_s24le", "s32le": "pcm_s32le", 
               "f64le": "pcm_f64le"}
 
 log = logging.getLogger(__name__)
+
+
+def default_threads() -> int:
+    """Every core this process may use but one (at least one)."""
+    return max(1, len(os.sched_getaffinity(0)) - 1) if hasattr(os, "sched_getaffinity") else \
+        max(1, (os.cpu_count() or 2) - 1)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,6 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--live", action="store_true",
                         help=f"lip-sync latency for live use: update {LIVE.update_frames}, look-ahead "
                              f"{LIVE.lookahead_frames} frames (93 ms; lower quality, see README)")
+    parser.add_argument("--threads", type=int, default=default_threads(), metavar="N",
+                        help="CPU threads of the model (default: every core but one, at least 1: decoding and "
+                             "encoding run in threads of their own beside it)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     films = parser.add_argument_group("films and other containers")
     films.add_argument("--stream", type=int, metavar="N", help="audio stream number N (0: the first audio stream; "
@@ -85,6 +96,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     films.add_argument("--rate", type=int, help="sample rate of raw PCM input")
     films.add_argument("--layout", help="channel layout of raw PCM input (mono, stereo, 5.1, ...)")
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads {args.threads}; expected 1 or more")
     if args.live:
         args.update_frames, args.lookahead_frames = LIVE.update_frames, LIVE.lookahead_frames
     return args
@@ -137,26 +150,44 @@ def _run(args: argparse.Namespace, source, outputs: dict[str, Path], started: fl
             bar = stack.enter_context(tqdm(total=total, unit="s", disable=args.quiet, desc=f"enhance {info.name}",
                                            bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio "
                                                       "[{elapsed}<{remaining}]" if total else None))
+            writer = BackgroundCalls(depth=2)
+            stack.callback(writer.cancel)          # a no-op after finish(); on an error, stops before abort()
             if two_pass:
                 bar.set_description(f"1/2 separate {Path(info.name).name}")
-                for samples in source.blocks(block):
-                    _enhanced(info.name, lambda: remixer.analyse(samples))
-                    bar.update(len(samples) / info.rate)
+                with closing(prefetched(_measured(source.blocks(block), remixer))) as blocks:
+                    for samples, weighted in blocks:
+                        _enhanced(info.name, lambda: remixer.analyse(samples, weighted))
+                        bar.update(len(samples) / info.rate)
                 _enhanced(info.name, remixer.finish_analysis)
                 bar.set_description(f"2/2 write {Path(info.name).name}")
             copy = sinks["output"].copy
-            blocks = remixer.kept_blocks(block) if two_pass and not source.replayable else \
-                source.replay(block, copy) if two_pass or source.replayable else source.blocks(block)
-            for samples in blocks:
-                if two_pass:
-                    _write(sinks, remixer.render(samples))
-                else:
-                    for x, d in _enhanced(info.name, lambda: remixer.analyse(samples)):
-                        _write(sinks, remixer.render(x, d))
-                bar.update(len(samples) / info.rate)
+
+            def emit(rendered: dict[str, np.ndarray], packets: list = ()) -> None:
+                """Hand the writer a block's packets of the copied streams, then its outputs (only those asked
+                for: the queue holds as little as it can)."""
+                writer.submit(_write, sinks, {kind: rendered[kind] for kind in sinks if kind in rendered}, copy,
+                              packets)
+
+            if two_pass and not source.replayable:
+                items = ((samples, ()) for samples in remixer.kept_blocks(block))
+            else:
+                items = prefetched(_with_packets(source, block, sinks["output"].copies))
+            with closing(items):
+                for samples, packets in items:
+                    if samples is None:
+                        emit({}, packets)
+                    elif two_pass:
+                        emit(remixer.render(samples), packets)
+                    else:
+                        emit({}, packets)
+                        for x, d in _enhanced(info.name, lambda: remixer.analyse(samples)):
+                            emit(remixer.render(x, d))
+                    if samples is not None:
+                        bar.update(len(samples) / info.rate)
             if not two_pass:
                 for x, d in _enhanced(info.name, remixer.finish_analysis):
-                    _write(sinks, remixer.render(x, d))
+                    emit(remixer.render(x, d))
+            writer.finish()
             for sink in sinks.values():
                 sink.close()
             done = True
@@ -192,6 +223,9 @@ class _SoundfileSink:
 
     def write(self, samples: np.ndarray) -> None:
         self.file.write(samples)
+
+    def copies(self, packet) -> bool:
+        return False
 
     def copy(self, packet) -> None:
         pass
@@ -304,9 +338,37 @@ def _subtype(info, path: Path) -> str | None:
     return None
 
 
-def _write(sinks: dict, rendered: dict[str, np.ndarray]) -> None:
-    for kind, sink in sinks.items():
-        sink.write(rendered[kind])
+def _measured(blocks, remixer: Remixer):
+    """(block, its `remixer.measure_input`): in the decoding thread, the input's loudness and true peak are
+    measured there too."""
+    for samples in blocks:
+        yield samples, remixer.measure_input(samples)
+
+
+def _with_packets(source, block: int, copies):
+    """(block of samples, packets demuxed before it that `copies` says the output copies), then (None, those
+    after the last block), from `source.replay` (files; a pipe's blocks, read once): the muxer gets them in the
+    order of reading in line."""
+    packets: list = []
+
+    def keep(packet) -> None:
+        if copies(packet):
+            packets.append(packet)
+
+    for samples in source.replay(block, keep) if source.replayable else source.blocks(block):
+        taken = packets[:]
+        packets.clear()
+        yield samples, taken
+    yield None, packets
+
+
+def _write(sinks: dict, rendered: dict[str, np.ndarray], copy, packets: list) -> None:
+    """Mux `packets` of the copied streams (read before this block), then encode the block's outputs (none for
+    an empty `rendered`)."""
+    for packet in packets:
+        copy(packet)
+    for kind, array in rendered.items():
+        sinks[kind].write(array)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     one line on stderr for each failure, and no partial file left."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
     try:
         with signals_as_exceptions():
             enhance_file(args)
@@ -328,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated as stop:
         print(f"enhance: {stop}; no output written", file=sys.stderr)
         return 128 + stop.signum
+    finally:
+        torch.set_num_threads(threads)      # a caller in the same process (tests, notebooks) keeps its setting
     return 0
 
 

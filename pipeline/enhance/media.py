@@ -144,13 +144,16 @@ class ContainerSink:
         self.audio = stream
         self.layout = stream.layout.name
 
+    def copies(self, packet) -> bool:
+        """Whether `copy` muxes this packet of the input: its stream is copied, and it has data and a time."""
+        return packet.stream.index in self.map and packet.size > 0 and (packet.dts is not None or
+                                                                       packet.pts is not None)
+
     def copy(self, packet) -> None:
-        """Mux a packet of an input stream that is copied (ignored when that stream is not in the output)."""
-        out = self.map.get(packet.stream.index)
-        if out is None or packet.dts is None and packet.pts is None or not packet.size:
-            return
-        packet.stream = out
-        self._mux(packet)
+        """Mux a packet of an input stream that is copied (ignored when `copies` says no)."""
+        if self.copies(packet):
+            packet.stream = self.map[packet.stream.index]
+            self._mux(packet)
 
     def write(self, samples: np.ndarray) -> None:
         """Encode enhanced samples (n, C) float32."""

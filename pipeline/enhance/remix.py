@@ -60,6 +60,7 @@ class Remixer:
         self.keep_loudness, self.keep_input, self.streaming = keep_loudness, keep_input, streaming
         self.ceiling = 10 ** (ceiling_db / 20)
         self.pending = np.zeros((0, self.channels), np.float32)    # input waiting for its dialogue estimate
+        self.pending_weighted = np.zeros((0, count), np.float32)    # its processed channels, K-weighted
         self.k_input, self.k_dialogue = KWeighting(rate, self.channels), KWeighting(rate, count)
         self.e_input, self.e_dialogue = BlockEnergy(rate, self.channels), BlockEnergy(rate, count)
         self.e_background, self.e_remix = BlockEnergy(rate, count), BlockEnergy(rate, count)
@@ -76,15 +77,28 @@ class Remixer:
         self.k_output, self.e_output = KWeighting(rate, self.channels), BlockEnergy(rate, self.channels)
 
     # -- pass 1 ------------------------------------------------------------------------------------------------------
-    def analyse(self, samples: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Separate and measure a block (n, C) of the input. With `streaming` (one pass, no loudness matching)
-        returns the (input, dialogue of the processed channels) that became final, for `render`."""
+    def measure_input(self, samples: np.ndarray) -> np.ndarray:
+        """The input side of pass 1 for a block (n, C): its true peak and K-weighted loudness. Returns the
+        K-weighted processed channels (n, P) for `analyse`. Blocks must come in order; this may run ahead of
+        `analyse`, in the thread that decodes."""
         self.peak_in.update(samples)
-        return self._aligned(samples, self.enhancer.process(self.plan.select(samples)).dialogue)
+        weighted = self.k_input(samples)
+        self.e_input.add(weighted)
+        return weighted[:, self.processed]
+
+    def analyse(self, samples: np.ndarray, weighted: np.ndarray | None = None
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Separate and measure a block (n, C) of the input (`weighted`: its `measure_input`, computed here when
+        not given). With `streaming` (one pass, no loudness matching) returns the (input, dialogue of the
+        processed channels) that became final, for `render`."""
+        if weighted is None:
+            weighted = self.measure_input(samples)
+        return self._aligned(samples, weighted, self.enhancer.process(self.plan.select(samples)).dialogue)
 
     def finish_analysis(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """End of pass 1: the last dialogue samples (returned with `streaming`); the loudness gain for pass 2."""
-        last = self._aligned(np.zeros((0, self.channels), np.float32), self.enhancer.flush().dialogue)
+        last = self._aligned(np.zeros((0, self.channels), np.float32), np.zeros((0, len(self.processed)), np.float32),
+                             self.enhancer.flush().dialogue)
         self.stem.seek(0)
         if self.kept is not None:
             self.kept.seek(0)
@@ -95,15 +109,16 @@ class Remixer:
                 self.gain = 10 ** (self.gain_db / 20)
         return last
 
-    def _aligned(self, samples: np.ndarray, dialogue: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _aligned(self, samples: np.ndarray, weighted: np.ndarray, dialogue: np.ndarray
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
         self.pending = np.concatenate([self.pending, samples])
+        self.pending_weighted = np.concatenate([self.pending_weighted, weighted])
         n = len(dialogue)
         x, self.pending = self.pending[:n], self.pending[n:]
+        weighted_x, self.pending_weighted = self.pending_weighted[:n], self.pending_weighted[n:]
         d = self.plan.spread(dialogue, self.channels)[:, self.processed]     # (n, P) dialogue of the processed
-        weighted_x = self.k_input(x)
         weighted_d = self.k_dialogue(d)
-        weighted_b = weighted_x[:, self.processed] - weighted_d
-        self.e_input.add(weighted_x)
+        weighted_b = weighted_x - weighted_d
         self.e_dialogue.add(weighted_d)
         self.e_background.add(weighted_b)
         self.e_remix.add(self.gd * weighted_d + self.gb * weighted_b)
@@ -139,7 +154,7 @@ class Remixer:
             out[:, self.processed] = self.gd * d + self.gb * (x - d)
         if self.gain != 1.0:
             out *= np.float32(self.gain)
-        peaks = self.peak_out_meter.envelope(out, floor=min(self.ceiling, self.peak_out))
+        peaks = self.peak_out_meter.envelope(out, limit=self.ceiling)
         gains = self.limiter.gains(peaks)
         if gains is not None:
             out = (out * gains[:, None]).astype(np.float32)

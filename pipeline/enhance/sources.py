@@ -148,24 +148,29 @@ class MediaSource(_ReaderSource):
         return reader.start if reader.start is not None else (self.reader.start or 0)
 
     def replay(self, block: int, copy: Callable) -> Iterator[np.ndarray]:
+        """Decode the audio again in blocks, handing every demuxed packet to `copy`. The second reader stays
+        open until `close`: packets handed on may be muxed after the last block (a muxer reads their stream)."""
         reader = self.replaying = MediaReader(self.path, self.number)
         pending, count = [], 0                 # decoded audio gathered into blocks: per-block costs stay small
-        try:
-            for packet in reader.container.demux():
-                if packet.stream.index == reader.stream.index:
-                    samples = reader.decode_packet(packet)
-                    copy(packet)
-                    pending += samples
-                    count += sum(len(s) for s in samples)
-                    if count >= block:
-                        yield np.concatenate(pending)
-                        pending, count = [], 0
-                else:
-                    copy(packet)
-            if pending:
-                yield np.concatenate(pending)
-        finally:
-            reader.close()
+        for packet in reader.container.demux():
+            if packet.stream.index == reader.stream.index:
+                samples = reader.decode_packet(packet)
+                copy(packet)
+                pending += samples
+                count += sum(len(s) for s in samples)
+                if count >= block:
+                    yield np.concatenate(pending)
+                    pending, count = [], 0
+            else:
+                copy(packet)
+        if pending:
+            yield np.concatenate(pending)
+
+    def close(self) -> None:
+        replaying = getattr(self, "replaying", None)
+        if replaying is not None:
+            replaying.close()
+        self.reader.close()
 
 
 class PipeSource(_ReaderSource):

@@ -2,8 +2,10 @@
 
 A 48-tap low-pass (12 taps per phase) interpolates three points between every two samples. Interpolating is
 needed only where it can matter: a phase's output is at most Σ|h_phase| times the largest sample in its 12-tap
-reach, so segments whose sample peak times that bound stays below the level of interest (the running maximum
-when measuring, the limiter's ceiling when limiting) are skipped; on programme material most of a film is.
+reach, so the 16-sample segments of a channel whose sample peak times that bound stays below the level of
+interest are skipped. That level is the running maximum (or the chunk's own sample peak, when higher: nothing
+below it can be the maximum), and at most the limiter's ceiling when limiting; on programme material most of a
+film, and most of its quieter channels, is skipped.
 """
 from __future__ import annotations
 
@@ -27,15 +29,16 @@ REACH = PHASES.shape[1]
 
 
 class TruePeak:
-    """True peak of C channels, chunk by chunk. `envelope(x, floor)` gives each sample's peak across channels
-    (the largest of |x| and the three interpolated values after it; exact wherever it may exceed `floor`, the
-    sample's own |x| elsewhere); `peak` is the largest true peak seen (linear)."""
+    """True peak of C channels, chunk by chunk. `envelope(x, limit)` gives each sample's peak across channels
+    (the largest of |x| and the three interpolated values after it; exact wherever it may exceed `limit` or
+    reach the running maximum, at least the sample's own |x| elsewhere); `peak` is the largest true peak seen
+    (linear), always exact."""
 
     def __init__(self, channels: int):
         self.history = np.zeros((REACH - 1, channels), np.float32)
         self.peak = 0.0
 
-    def envelope(self, samples: np.ndarray, floor: float) -> np.ndarray:
+    def envelope(self, samples: np.ndarray, limit: float = float("inf")) -> np.ndarray:
         """samples (n, C) -> (n,) per-sample true peak across channels; updates `peak`."""
         n = len(samples)
         if not n:
@@ -43,22 +46,29 @@ class TruePeak:
         extended = np.concatenate([self.history, np.asarray(samples, np.float32)])   # sample i of the chunk is i + 11
         self.history = extended[-(REACH - 1):]
         segments = -(-n // SEGMENT)
-        local = np.zeros((segments + 1) * SEGMENT, np.float32)
-        np.abs(extended[:, 0], out=local[:len(extended)])
-        for channel in range(1, extended.shape[1]):                # a loop over C columns beats max(axis=1)
-            np.maximum(local[:len(extended)], np.abs(extended[:, channel]), out=local[:len(extended)])
-        level = local[REACH - 1:REACH - 1 + n].copy()
-        per = local.reshape(-1, SEGMENT).max(axis=1)
-        reach = np.maximum(per[:-1], per[1:])              # segment s reads extended[s*SEG : s*SEG + SEG + 11]
-        candidates = np.flatnonzero(reach * BOUND > max(floor, 0.0))
-        if len(candidates):
-            index = candidates[:, None] * SEGMENT + np.arange(SEGMENT + REACH - 1)
-            windows = extended[np.minimum(index, len(extended) - 1)]               # (S, SEG + 11, C)
-            views = np.lib.stride_tricks.sliding_window_view(windows, REACH, axis=1)  # (S, SEG, C, REACH)
-            values = np.abs(views @ PHASES.T.astype(np.float32)).max(axis=(2, 3))    # (S, SEG): after sample i-1
+        channels = extended.shape[1]
+        magnitude = np.zeros((channels, (segments + 1) * SEGMENT), np.float32)          # channel-major: fast rows
+        for c in range(channels):
+            np.abs(extended[:, c], out=magnitude[c, :len(extended)])
+        level = magnitude[0, REACH - 1:REACH - 1 + n].copy()
+        for c in range(1, channels):
+            np.maximum(level, magnitude[c, REACH - 1:REACH - 1 + n], out=level)
+        by_segment = magnitude.reshape(channels, segments + 1, SEGMENT)
+        floor = min(limit, max(self.peak, float(level.max())))   # below it nothing can matter
+        per = by_segment[:, :, 0].copy()                    # (C, segments + 1) sample peaks; a loop over the 16
+        for k in range(1, SEGMENT):                        # positions beats numpy's reduction over a short axis
+            np.maximum(per, by_segment[:, :, k], out=per)
+        reach = np.maximum(per[:, :-1], per[:, 1:])        # segment s reads extended[s*SEG : s*SEG + SEG + 11]
+        # each channel of each segment on its own: in a film the quiet channels are rarely near the peak
+        channel, segment = np.nonzero(reach * BOUND > floor)
+        if len(segment):
+            index = segment[:, None] * SEGMENT + np.arange(SEGMENT + REACH - 1)
+            windows = extended[np.minimum(index, len(extended) - 1), channel[:, None]]   # (N, SEG + 11)
+            views = np.lib.stride_tricks.sliding_window_view(windows, REACH, axis=1)     # (N, SEG, REACH)
+            values = np.abs(views @ PHASES.T.astype(np.float32)).max(axis=2)               # (N, SEG): after sample i-1
             # window p spans chunk samples p-11 .. p: its points lie between samples p-6 and p-5; credit the
             # earlier one, so the limiter acts on time (a peak in a chunk's first 6 samples credits sample 0)
-            positions = (candidates[:, None] * SEGMENT + np.arange(SEGMENT)).ravel() - REACH // 2
+            positions = (segment[:, None] * SEGMENT + np.arange(SEGMENT)).ravel() - REACH // 2
             keep = positions < n
             np.maximum.at(level, np.maximum(positions[keep], 0), values.ravel()[keep])
         self.peak = max(self.peak, float(level.max()))
@@ -66,7 +76,7 @@ class TruePeak:
 
     def update(self, samples: np.ndarray) -> None:
         """Measure only: interpolate where the running maximum could be exceeded."""
-        self.envelope(samples, floor=self.peak)
+        self.envelope(samples)
 
 
 def to_dbtp(peak: float) -> float:

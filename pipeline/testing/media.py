@@ -12,10 +12,12 @@ import numpy as np
 
 def write_film(path: Path, tracks: Sequence[tuple[np.ndarray, int, str, str]], *, video: bool = True,
                subtitles: Sequence[tuple[float, float, str]] = (), chapters: Sequence[tuple[float, float, str]] = (),
-               metadata: dict[str, str] | None = None, bit_rate: int | None = None, fps: int = 10) -> Path:
+               metadata: dict[str, str] | None = None, bit_rate: int | None = None, fps: int = 10,
+               codec_options: dict[str, str] | None = None) -> Path:
     """Write a container at `path` (format from its extension) with an optional 64x48 video stream (first), one
-    audio stream per track `(samples (n, C) float32, rate, layout, codec)`, and a subtitle stream of
-    `(start s, end s, text)` cues (matroska only). Returns `path`."""
+    audio stream per track `(samples (n, C) float32, rate, layout, codec)` (encoder options `codec_options`,
+    e.g. an AC-3 dialnorm), and a subtitle stream of `(start s, end s, text)` cues (matroska only). Returns
+    `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     seconds = max(len(samples) / rate for samples, rate, _, _ in tracks) if tracks else 1.0
     with av.open(str(path), "w") as out:
@@ -29,6 +31,8 @@ def write_film(path: Path, tracks: Sequence[tuple[np.ndarray, int, str, str]], *
             stream = out.add_stream(codec, rate=rate, layout=layout)
             if bit_rate and not av.Codec(codec, "w").lossless:
                 stream.bit_rate = bit_rate
+            if codec_options:
+                stream.codec_context.options = dict(codec_options)
             stream.metadata["language"] = ("eng", "fra", "deu")[i % 3]
             streams.append(stream)
         cues = av.open(str(_srt(path, subtitles))) if subtitles else None

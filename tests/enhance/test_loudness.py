@@ -49,6 +49,33 @@ def test_the_limiter_fed_true_peaks_keeps_them_under_the_ceiling():
     meter, limiter, after = TruePeak(1), Limiter(rate, ceiling), TruePeak(1)
     for start in range(0, rate, 4800):
         block = x[start:start + 4800]
-        limited = limiter(block, meter.envelope(block, floor=ceiling))
+        limited = limiter(block, meter.envelope(block, limit=ceiling))
         after.update(limited)
     assert to_dbtp(after.peak) < -0.9
+
+
+def test_the_envelope_is_exact_wherever_it_may_exceed_the_limit_on_every_channel():
+    """Six channels of different levels in uneven chunks against a direct 4x interpolation of the whole signal:
+    wherever the true peak across channels exceeds the limit the envelope holds it, and the peak is exact."""
+    from pipeline.enhance.truepeak import PHASES, REACH
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((20000, 6)) * np.array([0.05, 0.05, 0.3, 0.02, 0.1, 0.1])).astype(np.float32)
+    x[7000:7010, 4] *= 6                                       # a burst on a surround channel
+    padded = np.concatenate([np.zeros((REACH - 1, 6), np.float32), x])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, REACH, axis=0)        # (n, 6, REACH)
+    between = np.abs(windows @ PHASES.T).max(axis=(1, 2))                              # points after sample i-1
+    direct = np.abs(x).max(axis=1)
+    shifted = np.maximum(np.arange(len(x)) - REACH // 2, 0)
+    np.maximum.at(direct, shifted, between)
+    floor = 0.8
+    meter, parts, start = TruePeak(6), [], 0
+    for size in rng.integers(1, 3000, 40):
+        parts.append(meter.envelope(x[start:start + size], limit=floor))
+        start += size
+    parts.append(meter.envelope(x[start:], limit=floor))
+    envelope = np.concatenate(parts)
+    loud = direct > floor
+    assert loud.sum() > 10
+    np.testing.assert_allclose(envelope[loud], direct[loud], rtol=1e-5)
+    assert np.all(envelope >= np.abs(x).max(axis=1))
+    assert meter.peak == pytest.approx(direct.max(), rel=1e-5)
