@@ -78,8 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     films = parser.add_argument_group("films and other containers")
     films.add_argument("--stream", type=int, metavar="N", help="audio stream number N (0: the first audio stream; "
                        "default: the container's default audio stream)")
-    films.add_argument("--channels", metavar="NAMES", help="channels to separate, e.g. FC or FL,FR,FC, or 'all' "
-                       "(default: FC alone for 5.1 / 7.1, both stereo channels, the mono channel)")
+    films.add_argument("--channels", metavar="NAMES", help="channels to separate, e.g. FC or FL,FR,FC, or 'all'; "
+                       "names joined by + are separated as their mid: FC,FL+FR adds the phantom centre (default: FC "
+                       "alone for 5.1 / 7.1, the mid of stereo, the mono channel)")
     films.add_argument("--stereo", choices=STEREO_MODES, default=DEFAULT_STEREO,
                        help=f"stereo: separate the mid (L+R)/2 or each channel (default {DEFAULT_STEREO})")
     films.add_argument("--keep-loudness", action=argparse.BooleanOptionalAction, default=True,

@@ -45,3 +45,32 @@ def test_centre_only_leaves_the_surround_channels_unchanged(tmp_path):
     ratio = z[:, untouched] / np.where(x[:, untouched] == 0, 1, x[:, untouched])
     assert np.ptp(ratio[np.abs(x[:, untouched]) > 1e-3]) < 1e-4
     del model
+
+
+def test_the_centre_and_the_phantom_centre_of_the_front_pair():
+    """`--channels FC,FL+FR`: the model hears the centre and the mid of front left / right as two channels; the
+    mid's dialogue goes into both fronts, the rest of the layout is left alone."""
+    names = default_layout(6)[1]                                    # FL FR FC LFE BL BR
+    plan = plan_channels(names, "FC,fl+FR")
+    assert plan.description == "mid of FL+FR, FC" and plan.model_channels == 2 and plan.indices == (0, 1, 2)
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    np.testing.assert_allclose(plan.select(x), [[0.5, 2.0], [6.5, 8.0]])
+    stem = plan.spread(np.array([[0.1, 0.2], [0.3, 0.4]], np.float32), 6)
+    np.testing.assert_allclose(stem, [[0.1, 0.1, 0.2, 0, 0, 0], [0.3, 0.3, 0.4, 0, 0, 0]])
+    with pytest.raises(ValueError, match="a channel appears twice"):
+        plan_channels(names, "FC,FC+FL")
+
+
+def test_the_phantom_centre_is_enhanced_in_a_file(tmp_path):
+    save_tiny_vae(tmp_path / "model.pt", ["speech", "background"])
+    x = np.stack([0.2 * noise(2.0, 48000, seed=c) for c in range(6)], axis=1)
+    x[:, :2] += tone(2.0, 48000, 300.0, 0.3)[:, None]              # dialogue panned between FL and FR
+    source = write_wav(tmp_path / "in.wav", x, 48000, subtype="FLOAT")
+    argv = [str(source), "--model", str(tmp_path / "model.pt"), "--dialogue-classes", "speech", "--quiet",
+            "-o", str(tmp_path / "out.wav"), "--no-keep-loudness", "--channels", "FC,FL+FR",
+            "--report", str(tmp_path / "r.json")]
+    assert enhance_main(argv) == 0
+    y = sf.read(str(tmp_path / "out.wav"), dtype="float32")[0]
+    np.testing.assert_array_equal(y[:, 3:], x[:, 3:])
+    assert min(np.abs(y[:, c] - x[:, c]).max() for c in range(3)) > 1e-3
+    assert __import__("json").loads((tmp_path / "r.json").read_text())["channels_processed"] == "mid of FL+FR, FC"
