@@ -48,7 +48,10 @@ def tiny_pipeline_params(params: dict) -> dict:
     params["train"].update(batch_size=8, schedule={"demo": {"max_steps": 4, "validate_every": 2},
                                                    "paper": {"max_steps": 4, "validate_every": 2}})
     params["variants"] = {k: v for k, v in params["variants"].items()
-                          if k in ("d1-source-vae", "d2-source-vae", "d2-class-vae", "d3-class-vae", "d4-wave-snr")}
+                          if k in ("d1-source-vae", "d1-nmf-source", "d2-source-vae", "d2-class-vae", "d3-class-vae",
+                                   "d4-wave-snr")}
+    params["nmf"].update(rank=4, schedule={profile: {"train_iterations": 5, "test_iterations": 5}
+                                           for profile in ("demo", "paper")})
     params["drnn"].update(width={"demo": 8, "paper": 8}, ablations={"drnn-kl": {"loss": "kl", "discriminative": 0.0}},
                           schedule={"demo": {"max_steps": 2, "validate_every": 1},
                                     "paper": {"max_steps": 2, "validate_every": 1}})
@@ -162,6 +165,19 @@ def test_a_drnn_parameter_retrains_the_drnn_and_no_vae(project, first_run):
         path.write_text(before)
     assert {"train_drnn@d1", "train_drnn@d4", "evaluate@d2"} <= changed
     assert not any(stage.startswith("train@") for stage in changed), changed
+
+
+def test_an_nmf_parameter_retrains_the_nmf_variants(project, first_run):
+    path = project / "params.yaml"
+    before = path.read_text()
+    params = yaml.safe_load(before)
+    params["nmf"]["rank"] += 1
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        changed = set(json.loads(_dvc("status", "--json", cwd=project)))
+    finally:
+        path.write_text(before)
+    assert "train@d1-nmf-source" in changed and "evaluate@d1" in changed, changed
 
 
 def test_dag_names_every_stage(project):
