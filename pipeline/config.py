@@ -506,7 +506,7 @@ class DrnnConfig(Section):
         return found
 
 
-DPCL_SYSTEMS = ("dpcl", "sce", "dpcl++")
+DPCL_SYSTEMS = ("dpcl", "sce", "danet", "dpcl++")
 
 
 @section
@@ -549,7 +549,7 @@ class DpclConfig(Section):
     plus: DpclPlusConfig
     seed: Int
     batch_size: per_profile(PositiveInt)   # mixtures per step (the BLSTM over every bin is costly on a CPU)
-    schedule: per_profile(Schedule)        # DPCL and SCE
+    schedule: per_profile(Schedule)        # DPCL, SCE and DANet
     finetune: per_profile(Schedule)        # DPCL++ (from DPCL's weights)
     systems: tuple[Annotated[Str, one_of(*DPCL_SYSTEMS)], ...]
     datasets: tuple[Name, ...]

@@ -7,6 +7,11 @@ projection to an E-dimensional embedding per time-frequency bin, unit-normed (`e
 - SCE adds one learned vector per training source identity (here: per class of the dataset) and pulls each bin's
   embedding towards its dominant source's vector, away from the others' (`contrastive_loss`, with negative
   sampling over the identities not dominant in the bin).
+- DANet (`attractor_masks`, the deep attractor network the seed names beside them): each source's attractor is
+  the mean embedding of the bins it dominates (training: the ideal binary mask; inference: the k-means
+  centroids), and its soft mask is the softmax over sources of embedding · attractor; trained with the seed's
+  L2 between the ideal-binary-masked and the soft-masked mixture, Σ_s ‖X ⊙ (m_s − m̃_s)‖² (the attractors come
+  in the order of the ideal masks, so no permutation is needed).
 - DPCL++ (`enhanced_masks`): soft k-means (stiffness β) on the embeddings, then the enhancement BLSTM over
   [separated, mixture] log-magnitudes of each cluster, whose outputs a softmax over clusters turns into soft
   masks; trained with a permutation-invariant L2 loss (`permutation_invariant_l2`), fine-tuned from DPCL.
@@ -27,7 +32,7 @@ from pipeline.models.checkpoint import save_atomic, versions
 from pipeline.models.network_file import load_network
 
 DPCL_FORMAT = 1                  # the model file's layout: {"format", "kind": "dpcl", "shape", "state_dict", ...}
-SYSTEMS = ("dpcl", "sce", "dpcl++")
+SYSTEMS = ("dpcl", "sce", "danet", "dpcl++")
 LOG_FLOOR = 1e-6                 # added to magnitudes before the log
 
 
@@ -124,6 +129,14 @@ class EmbeddingSeparator(nn.Module):
         embeddings = self.project(hidden).view(batch, frames, self.shape.bins, self.shape.embedding)
         return nn.functional.normalize(embeddings, dim=-1)
 
+    @staticmethod
+    def attractor_masks(embeddings: torch.Tensor, attractors: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """DANet's soft masks (B, C, T, F): softmax over the active clusters of v_tf · a_c, embeddings
+        (B, T, F, E), attractors (B, C, E), active (B, C); 0 for inactive clusters."""
+        logits = torch.einsum("btfe,bce->bctf", embeddings, attractors)
+        logits = logits.masked_fill(~active[:, :, None, None], float("-inf"))
+        return torch.softmax(logits, dim=1)
+
     def enhanced_masks(self, magnitudes: torch.Tensor, embeddings: torch.Tensor, weights: torch.Tensor,
                        active: torch.Tensor, beta: float, soft_steps: int, hard_steps: int,
                        generator: torch.Generator) -> torch.Tensor:
@@ -152,6 +165,13 @@ def ideal_binary_mask(sources: torch.Tensor, labels: torch.Tensor) -> torch.Tens
                          f"{tuple(labels.shape)} (B, K)")
     masked = sources.masked_fill(labels[:, :, None, None] < 0.5, float("-inf"))
     return nn.functional.one_hot(masked.argmax(dim=1), sources.shape[1]).to(sources.dtype)
+
+
+def attractor_targets(embeddings: torch.Tensor, assignment: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Attractors (B, C, E): the weighted mean embedding of the bins assigned to each cluster, embeddings
+    (B, N, E), assignment (B, N, C) one-hot (zeros for a cluster no bin belongs to), weights (B, N)."""
+    weighted = assignment * weights.unsqueeze(-1)                                     # (B, N, C)
+    return (weighted.transpose(1, 2) @ embeddings) / weighted.sum(dim=1).clamp_min(1e-8).unsqueeze(-1)
 
 
 def affinity_loss(embeddings: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,13 @@
-"""DPCL, SCE and DPCL++ (seed 003) as separators (kind `dpcl`).
+"""DPCL, SCE, DANet and DPCL++ (seed 003) as separators (kind `dpcl`).
 
 Rows per dataset of params.yaml `dpcl.datasets`: `<system>.forward.oracle` for each trained system. These
 systems know no classes: they are given how many sources the mixture holds (the oracle labels' count, as the seed
 is told the number of speakers) and return one estimate per cluster in no particular order, so their metadata
 says `permutation`: scoring searches the assignment of estimates to references (mir_eval's rule: the highest
 mean SIR). DPCL and SCE: hard k-means on the embeddings of the non-silent bins (`dpcl.kmeans`: steps, seeded
-restarts; the silent bins join their nearest cluster), binary masks, ISTFT with the mixture phase. DPCL++: its
-enhancement network's soft masks, ISTFT with the mixture phase.
+restarts; the silent bins join their nearest cluster), binary masks, ISTFT with the mixture phase. DANet: the same
+k-means, its centroids as the attractors, soft masks (softmax of embedding · attractor). DPCL++: its enhancement
+network's soft masks, ISTFT with the mixture phase.
 """
 from __future__ import annotations
 
@@ -49,8 +50,11 @@ class ClusteringSeparator:
                                               self.kmeans.steps, generator)
         else:
             batch, frames, bins = magnitudes.shape
-            assignment, _ = kmeans.kmeans(embeddings.reshape(batch, frames * bins, -1), weights.reshape(batch, -1),
-                                          active, self.kmeans.steps, self.kmeans.restarts, generator)
+            assignment, centroids = kmeans.kmeans(embeddings.reshape(batch, frames * bins, -1),
+                                                  weights.reshape(batch, -1), active, self.kmeans.steps,
+                                                  self.kmeans.restarts, generator)
+            if self.model.shape.system == "danet":           # the centroids are the attractors: soft masks
+                return self.model.attractor_masks(embeddings, centroids, active), order
             masks = torch.nn.functional.one_hot(assignment, active.shape[1]).to(magnitudes.dtype)
             masks = masks.transpose(1, 2).reshape(batch, -1, frames, bins)
         return masks, order

@@ -143,6 +143,25 @@ def test_enhanced_masks_are_soft_masks_over_the_active_clusters_only():
     torch.testing.assert_close(embeddings.norm(dim=-1), torch.ones(2, 5, 6))
 
 
+def test_attractor_masks_from_the_sources_own_bins_separate_and_sum_to_one():
+    """DANet: the attractor of each source is the mean embedding of the bins it owns; with embeddings that point
+    at their owner, the soft masks give each bin to its owner, sum to 1 over the active clusters, and an
+    inactive cluster gets nothing."""
+    torch.manual_seed(0)
+    owner = torch.randint(0, 2, (2, 5, 7))                                       # (B, T, F): which source
+    directions = torch.nn.functional.normalize(torch.tensor([[1.0, 0.2, 0.0], [-0.3, 1.0, 0.1]]), dim=-1)
+    embeddings = torch.nn.functional.normalize(directions[owner] + 0.05 * torch.randn(2, 5, 7, 3), dim=-1)
+    assignment = torch.nn.functional.one_hot(owner, 3).float().reshape(2, 35, 3)  # a third cluster: no bins
+    weights = torch.ones(2, 35)
+    attractors = dpcl.attractor_targets(embeddings.reshape(2, 35, 3), assignment, weights)
+    np.testing.assert_allclose(attractors[:, :2].norm(dim=-1), 1.0, atol=0.02)    # near the unit directions
+    active = torch.tensor([[True, True, False], [True, True, False]])
+    masks = dpcl.EmbeddingSeparator.attractor_masks(embeddings, attractors * 10, active)   # (B, C, T, F)
+    np.testing.assert_allclose(masks.sum(dim=1), 1.0, atol=1e-6)
+    assert float(masks[:, 2].abs().max()) == 0.0
+    assert torch.equal(masks[:, :2].argmax(dim=1), owner)
+
+
 def test_shapes_are_checked():
     with pytest.raises(ValueError, match="SCE needs"):
         dpcl.DpclShape("sce", bins=4, hidden=2, layers=1, embedding=2)
@@ -181,7 +200,7 @@ def trained(tmp_path_factory):
 
 def test_tiny_training_lowers_each_systems_loss(trained):
     params, root, data, summaries = trained
-    assert list(summaries) == ["dt-dpcl", "dt-sce", "dt-dpcl++"]
+    assert list(summaries) == ["dt-dpcl", "dt-sce", "dt-danet", "dt-dpcl++"]
     valid = MixtureSplit(data / "valid")
     cpu = torch.device("cpu")
     for system in params.dpcl.systems:
@@ -204,7 +223,7 @@ def test_dpcl_rows_are_scored_with_a_permutation_search(trained):
     params, root, data, _ = trained
     keys = [s.key for s in systems_for("dt", params)]
     assert keys == ["reference.oracle.oracle", "reference.mixture.oracle", "dpcl.forward.oracle",
-                    "sce.forward.oracle", "dpcl++.forward.oracle"]
+                    "sce.forward.oracle", "danet.forward.oracle", "dpcl++.forward.oracle"]
     metrics = evaluate_dataset("dt", params, data, root / "models" / "dt", root / "evaluation", progress=False)
     for key in keys[2:]:
         assert math.isfinite(metrics[f"dt.{key}.sdr_median"]), key

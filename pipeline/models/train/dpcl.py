@@ -20,9 +20,9 @@ from pipeline.config import Params, StftConfig
 from pipeline.features.stft import stft
 from pipeline.models.data import Batch
 from pipeline.models.device import pick_device
-from pipeline.models.dpcl import (DpclShape, EmbeddingSeparator, affinity_loss, cluster_slots, contrastive_loss,
-                                  ideal_binary_mask, permutation_invariant_l2, save_dpcl, silence_weights,
-                                  variant_name)
+from pipeline.models.dpcl import (DpclShape, EmbeddingSeparator, affinity_loss, attractor_targets, cluster_slots,
+                                  contrastive_loss, ideal_binary_mask, permutation_invariant_l2, save_dpcl,
+                                  silence_weights, variant_name)
 from pipeline.models.objective import LossTerms
 from pipeline.models.train.callbacks import Callback, installed
 from pipeline.models.train.loop import TrainingLoop
@@ -81,6 +81,14 @@ class DpclObjective:
             dominant = ideal_binary_mask(targets, batch.labels).argmax(dim=-1).reshape(size, -1)
             loss = contrastive_loss(points, model.identities, dominant, batch.labels, flat_weights, self.negatives,
                                     self.negative_weight, generator)
+        elif self.system == "danet":
+            order, active = cluster_slots(batch.labels)
+            owner = ideal_binary_mask(targets, batch.labels)                          # (B, T, F, K)
+            owner = torch.gather(owner, 3, order[:, None, None, :].expand(-1, *owner.shape[1:3], -1))  # slots
+            attractors = attractor_targets(points, owner.reshape(size, -1, owner.shape[-1]), flat_weights)
+            masks = model.attractor_masks(embeddings, attractors, active)
+            ideal = owner.permute(0, 3, 1, 2)                                         # (B, C, T, F)
+            loss = ((ideal - masks) * mixture.unsqueeze(1)).square().mean(dim=(-2, -1)).sum(dim=1)
         else:
             order, active = cluster_slots(batch.labels)
             slots = torch.gather(targets, 1, order[:, :, None, None].expand(-1, -1, *targets.shape[2:]))
