@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 RAW_FORMATS = ("s16le", "s24le", "s32le", "f32le", "f64le")
 GAP_TOLERANCE_S = 0.002   # timestamp jitter below this is not a gap
 _SCALE = {"s16": 2.0 ** -15, "s32": 2.0 ** -31, "u8": 2.0 ** -7, "flt": 1.0, "dbl": 1.0}
+_DTYPES = {"s16": np.int16, "s32": np.int32, "u8": np.uint8, "flt": np.float32, "dbl": np.float64}
 
 
 class MediaError(ValueError):
@@ -188,6 +189,20 @@ class MediaReader:
         if self.skipped_packets:
             log.warning("%s: %d undecodable audio packet(s) skipped, replaced by silence", self.name,
                         self.skipped_packets)
+        if self.missing_seconds > 0:
+            log.warning("%s: the audio ends at %.2f s, but the file declares %.2f s; is it truncated (an unfinished "
+                        "download or copy)? The output is as long as what could be read", self.name, self.position,
+                        self.info.duration)
+
+    @property
+    def missing_seconds(self) -> float:
+        """How much shorter the decoded audio is than the file declares, beyond a tolerance (max(0.5 s, 2 %): the
+        declared length may be the longest stream's); 0 when it is not or nothing is declared."""
+        declared = self.info.duration
+        if not declared or self._next is None:
+            return 0.0
+        short = declared - self.position
+        return round(short, 3) if short > max(0.5, 0.02 * declared) else 0.0
 
     def _with_gap(self, frame) -> list[np.ndarray]:
         samples = frame_samples(frame, self.info.channels)
@@ -220,10 +235,17 @@ class MediaReader:
 
 def frame_samples(frame, channels: int) -> np.ndarray:
     """An AudioFrame as (n, C) float32 in [-1, 1] (integers scaled by their full scale)."""
-    data = frame.to_ndarray()
     fmt = frame.format.name
-    data = data.T if frame.format.is_planar else data.reshape(-1, channels)
     base = fmt.rstrip("p")
+    if frame.format.is_planar:
+        # plane by plane: PyAV 18 counts one plane too many for 8-channel planar frames (7.1 AAC, Opus), and
+        # its to_ndarray() then reads past them and crashes the process
+        dtype = _DTYPES.get(base)
+        if dtype is None:
+            raise MediaError(f"sample format {fmt} is not supported")
+        data = np.stack([np.frombuffer(frame.planes[c], dtype, count=frame.samples) for c in range(channels)], axis=1)
+    else:
+        data = frame.to_ndarray().reshape(-1, channels)
     if base == "u8":
         return ((data.astype(np.float32) - 128.0) * _SCALE["u8"]).astype(np.float32)
     if base not in _SCALE:

@@ -113,6 +113,11 @@ def enhance_file(args: argparse.Namespace) -> Path:
         check_codec(args.codec)
     if source_path != PIPE and not source_path.is_file():
         raise FileNotFoundError(f"input {source_path} does not exist")
+    if args.bitrate is not None and args.bitrate <= 0:
+        raise ValueError(f"--bitrate {args.bitrate}; expected bits per second, e.g. 448000")
+    if args.keep_original and (target == PIPE or target.suffix.lower() not in CONTAINERS):
+        raise ValueError(f"--keep-original adds a second audio track, which {target} cannot hold; write a container "
+                         f"({', '.join(sorted(CONTAINERS))})")
     outputs = output_paths(source_path, target, args.stems)
     started = time.perf_counter()
     source = open_source(source_path, args.stream, args.format, args.rate, args.layout)
@@ -253,12 +258,26 @@ def _open_sinks(args, source, partial: dict[str, Path]) -> dict:
                                             keep_original=args.keep_original, name=str(args.output),
                                             format=CONTAINERS[path.suffix.lower()], start=start)
             else:
+                if kind == "output":
+                    _warn_dropped_streams(source, args.output)
                 sinks[kind] = _SoundfileSink(path, info, _subtype(info, path))
     except BaseException:
         for sink in sinks.values():
             sink.abort()
         raise
     return sinks
+
+
+def _warn_dropped_streams(source, path: Path) -> None:
+    """An audio-only output of a film: say which of its streams it cannot carry."""
+    container = getattr(source, "container", None)
+    if container is None:
+        return
+    others = [f"{s.type} ({s.codec_context.name})" for s in container.streams
+              if s.index != source.info.stream.index and s.type in ("video", "subtitle", "audio")]
+    if others:
+        log.warning("%s holds the enhanced audio only; the input's other streams are not written: %s (write .mkv "
+                    "or .mp4 to keep them)", path, ", ".join(others))
 
 
 def _pipe_sink(args, info) -> ContainerSink:
@@ -291,6 +310,7 @@ def _report(args, source, plan, remixer, model_path, wall: float) -> dict:
         "real_time_factor": round(wall / seconds, 5) if seconds else None,
         "times_real_time": round(seconds / wall, 1) if wall else None,
         "skipped_packets": source.skipped_packets, "filled_gap_s": round(source.filled_samples / info.rate, 3),
+        "missing_s": source.missing_seconds,
     }
 
 
@@ -315,7 +335,9 @@ def summary_lines(report: dict) -> list[str]:
             f"dialogue-to-background {num(report['dialogue_to_background_before_lu'], 'LU')} -> "
             f"{num(report['dialogue_to_background_after_lu'], 'LU')} (channels {report['channels_processed']})",
             f"{report['duration_s']:.1f} s in {report['wall_s']:.1f} s: {report['times_real_time']}x real time"
-            + (f"; {report['skipped_packets']} undecodable packet(s) skipped" if report["skipped_packets"] else "")]
+            + (f"; {report['skipped_packets']} undecodable packet(s) skipped" if report["skipped_packets"] else "")
+            + (f"; {report['missing_s']:.1f} s shorter than the file declares: truncated?" if report["missing_s"]
+               else "")]
 
 
 def _enhanced(source: str, step):

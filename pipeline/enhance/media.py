@@ -161,8 +161,10 @@ class ContainerSink:
             return
         if self.written is None:
             self.written = int(self.start()) if self.start is not None else 0
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.T, dtype=np.float32), format="fltp",
-                                           layout=self.layout)
+        # interleaved float: no transpose, and the encoder's own converter makes its format (PyAV 18 cannot build
+        # an 8-channel planar frame from an array)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1),
+                                           format="flt", layout=self.layout)
         frame.sample_rate, frame.pts, frame.time_base = self.rate, self.written, Fraction(1, self.rate)
         self.written += len(samples)
         for packet in self._encode(frame):

@@ -74,6 +74,7 @@ class SoundfileSource:
         self.info = SourceInfo(str(path), info.samplerate, info.channels, names, layout, info.frames,
                                subtype=info.subtype)
         self.skipped_packets = self.filled_samples = 0
+        self.missing_seconds = 0.0          # check_complete refuses a truncated file
 
     def blocks(self, block: int) -> Iterator[np.ndarray]:
         """The input's blocks (n, C) float32; a decoding error, or fewer samples than the header declares, becomes a
@@ -118,6 +119,10 @@ class _ReaderSource:
     @property
     def filled_samples(self) -> int:
         return self.reader.filled_samples
+
+    @property
+    def missing_seconds(self) -> float:
+        return self.reader.missing_seconds
 
     def blocks(self, block: int) -> Iterator[np.ndarray]:
         return self.reader.blocks(block)

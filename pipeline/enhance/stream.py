@@ -279,9 +279,12 @@ class StreamingEnhancer:
         if chunk.ndim != 2 or chunk.shape[1] != self.channels:
             raise ValueError(f"chunk of shape {chunk.shape}; expected (samples, {self.channels})")
         at = f"in the block at {self.received / self.sample_rate:.2f} s (sample {self.received})"
-        if not np.isfinite(chunk).all():
-            bad = int(chunk.size - np.isfinite(chunk).sum())
-            raise ValueError(f"{bad} NaN or infinite samples {at}; expected finite audio")
+        finite = np.isfinite(chunk)
+        if not finite.all():
+            bad = int(chunk.size - finite.sum())
+            first = self.received + int(np.flatnonzero(~finite.all(axis=1))[0])
+            raise ValueError(f"{bad} NaN or infinite samples, the first at {first / self.sample_rate:.3f} s "
+                             f"(sample {first}); expected finite audio")
         peak = float(np.abs(chunk).max()) if chunk.size else 0.0
         if peak > MAX_SAMPLE:
             raise ValueError(f"samples up to {peak:.3g} {at}; expected audio within ±{MAX_SAMPLE:g} (full scale "

@@ -9,6 +9,8 @@ from typing import Sequence
 import av
 import numpy as np
 
+from pipeline.audio.media import frame_samples
+
 
 def write_film(path: Path, tracks: Sequence[tuple[np.ndarray, int, str, str]], *, video: bool = True,
                subtitles: Sequence[tuple[float, float, str]] = (), chapters: Sequence[tuple[float, float, str]] = (),
@@ -71,10 +73,10 @@ def _srt(path: Path, cues: Sequence[tuple[float, float, str]]) -> Path:
 
 
 def _encode_audio(out, stream, samples: np.ndarray, rate: int, layout: str) -> None:
-    data = np.ascontiguousarray(np.asarray(samples, np.float32).T)
+    data = np.ascontiguousarray(np.asarray(samples, np.float32))
     step = 4096
-    for at in range(0, data.shape[1], step):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, at:at + step]), format="fltp", layout=layout)
+    for at in range(0, data.shape[0], step):       # interleaved float: PyAV 18 cannot build 8-channel planar frames
+        frame = av.AudioFrame.from_ndarray(data[at:at + step].reshape(1, -1), format="flt", layout=layout)
         frame.sample_rate, frame.pts = rate, at
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
@@ -99,7 +101,5 @@ def decode_audio(path: Path, stream: int = 0) -> tuple[np.ndarray, int, str, str
         track = container.streams.audio[stream]
         if track.codec_context.name in ("ac3", "eac3"):
             track.codec_context.options = {"drc_scale": "0"}
-        parts = [frame.to_ndarray() for frame in container.decode(track)]
-        data = np.concatenate([p if p.shape[0] == track.channels else p.reshape(-1, track.channels).T
-                               for p in parts], axis=1)
-        return data.T.astype(np.float32), track.rate, track.layout.name, track.codec_context.name
+        data = np.concatenate([frame_samples(frame, track.channels) for frame in container.decode(track)])
+        return data, track.rate, track.layout.name, track.codec_context.name

@@ -111,9 +111,10 @@ def test_absurd_gains_are_refused(model_file, gain, message):
 
 def test_nan_samples_are_refused(model_file):
     enhancer = StreamingEnhancer(_masker(model_file), 16000, 1)
+    enhancer.process(np.zeros((1000, 1), np.float32))
     bad = np.zeros((100, 1), np.float32)
     bad[7] = np.nan
-    with pytest.raises(ValueError, match="1 NaN or infinite samples"):
+    with pytest.raises(ValueError, match=r"1 NaN or infinite samples, the first at 0\.063 s \(sample 1007\)"):
         enhancer.process(bad)
 
 

@@ -223,3 +223,46 @@ def test_ac3_and_eac3_keep_codec_layout_and_dialnorm(film, tmp_path, codec, dial
     with av.open(str(out)) as container:
         headers = [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
     assert headers and {ac3_dialnorm(h) for h in headers} == {dialnorm}
+
+
+@pytest.mark.parametrize("codec, container", [("aac", "m4a"), ("libopus", "mkv"), ("flac", "mkv")])
+def test_seven_one_films_in_every_codec(tmp_path, codec, container):
+    """8-channel audio (7.1) decodes and encodes: PyAV 18 miscounts the planes of 8-channel planar frames, which
+    crashed the process on reading (AAC, Opus) and on writing."""
+    model = save_tiny_vae(tmp_path / "model.pt", ["speech", "background"])
+    surround = np.stack([noise(1.5, RATE, seed=c, amplitude=0.05) for c in range(8)], axis=1)
+    surround[:, 2] += tone(1.5, RATE, 300.0, 0.2)
+    source = write_film(tmp_path / f"film.{container}", [(surround, RATE, "7.1", codec)], video=container == "mkv")
+    out = tmp_path / f"out.{container}"
+    assert _run(model, source, "-o", out) == 0
+    before, rate, layout, name = decode_audio(source)
+    after = decode_audio(out)
+    assert after[1:] == (rate, layout, name) and layout == "7.1" and after[0].shape[1] == 8
+    assert abs(len(after[0]) - len(before)) <= 2048 and np.isfinite(after[0]).all()
+    assert abs(_loudness(after[0][:, :6]) - _loudness(before[:, :6])) < 1.0
+
+
+def test_a_truncated_film_is_enhanced_as_far_as_it_goes_and_says_so(film, tmp_path, capsys):
+    """Half the bytes of a film (an unfinished download): what decodes is enhanced, and the summary, the log and
+    the report say how much shorter it is than the file declares."""
+    _, source, model = film
+    data = source.read_bytes()
+    half = tmp_path / "half.mkv"
+    half.write_bytes(data[:len(data) // 2])
+    assert _run(model, half, "-o", tmp_path / "out.mkv", "--report", tmp_path / "r.json") == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["missing_s"] > 0.5
+    assert "truncated?" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r.json").read_text())["duration_s"] < 2.5
+    assert _run(model, source, "-o", tmp_path / "whole.mkv", "--report", tmp_path / "w.json") == 0
+    assert json.loads((tmp_path / "w.json").read_text())["missing_s"] == 0.0
+
+
+def test_an_audio_only_output_of_a_film_says_what_it_leaves_out(film, tmp_path, caplog, capsys):
+    _, source, model = film
+    with caplog.at_level("WARNING"):
+        assert _run(model, source, "-o", tmp_path / "out.wav") == 0
+    assert "other streams are not written: video (mpeg4)" in caplog.text and "subtitle" in caplog.text
+    assert _run(model, source, "-o", tmp_path / "kept.wav", "--keep-original") == 2
+    assert "--keep-original adds a second audio track" in capsys.readouterr().err
+    assert not (tmp_path / "kept.wav").exists()
