@@ -260,7 +260,14 @@ def _open_sinks(args, source, partial: dict[str, Path]) -> dict:
             else:
                 if kind == "output":
                     _warn_dropped_streams(source, args.output)
-                sinks[kind] = _SoundfileSink(path, info, _subtype(info, path))
+                subtype = _subtype(info, path)
+                if path.suffix.lower() == ".wav" and info.channels > 2:
+                    # soundfile writes no channel mask: FFmpeg's WAV muxer keeps the layout (5.1, 7.1, ...)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    sinks[kind] = ContainerSink(path, None, info.rate, info.layout, info.channels,
+                                                codec=_pcm_codec(info, subtype), format="wav", name=str(path))
+                else:
+                    sinks[kind] = _SoundfileSink(path, info, subtype)
     except BaseException:
         for sink in sinks.values():
             sink.abort()
@@ -285,10 +292,22 @@ def _pipe_sink(args, info) -> ContainerSink:
     if args.format is not None:
         return ContainerSink(sys.stdout.buffer, None, info.rate, info.layout, info.channels,
                              codec=PCM_CODECS[args.format], format=args.format, name="standard output")
-    floating = (info.subtype or "").startswith("FLOAT") or (info.stream is not None and
-                                                          info.stream.sample_format.startswith(("flt", "dbl")))
     return ContainerSink(sys.stdout.buffer, None, info.rate, info.layout, info.channels,
-                         codec="pcm_f32le" if floating else "pcm_s16le", format="wav", name="standard output")
+                         codec=_pcm_codec(info, None), format="wav", name="standard output")
+
+
+SUBTYPE_CODECS = {"PCM_U8": "pcm_u8", "PCM_16": "pcm_s16le", "PCM_24": "pcm_s24le", "PCM_32": "pcm_s32le",
+                  "FLOAT": "pcm_f32le", "DOUBLE": "pcm_f64le"}
+
+
+def _pcm_codec(info, subtype: str | None) -> str:
+    """The WAV sample format for an output: the soundfile `subtype` kept, else float when the input was float,
+    else 16-bit."""
+    if subtype in SUBTYPE_CODECS:
+        return SUBTYPE_CODECS[subtype]
+    floating = (info.subtype or "").startswith(("FLOAT", "DOUBLE")) or (
+        info.stream is not None and info.stream.sample_format.startswith(("flt", "dbl")))
+    return "pcm_f32le" if floating else "pcm_s16le"
 
 
 def _report(args, source, plan, remixer, model_path, wall: float) -> dict:

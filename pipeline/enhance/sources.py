@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import av
 import numpy as np
 import soundfile as sf
 
@@ -19,6 +20,22 @@ from pipeline.enhance.layouts import default_layout
 from pipeline.enhance.preflight import check_complete
 
 PIPE = Path("-")
+
+
+def declared_layout(path: Path, channels: int) -> tuple[str, tuple[str, ...]] | None:
+    """The channel layout a multichannel file declares (a WAV's channel mask: 5.1 with side or back surrounds),
+    which soundfile does not read; None when there is none or FFmpeg cannot say."""
+    if channels <= 2:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            layout = container.streams.audio[0].layout
+    except (av.FFmpegError, IndexError, ValueError, OSError):
+        return None
+    names = tuple(c.name for c in layout.channels)
+    if len(names) != channels or len(set(names)) != channels or not layout.name or layout.name.endswith(" channels"):
+        return None
+    return layout.name, names
 
 
 @dataclass(frozen=True)
@@ -70,7 +87,7 @@ class SoundfileSource:
             raise ValueError(f"{path}: contains no samples")
         check_complete(path, info)
         self._sf = info
-        layout, names = default_layout(info.channels)
+        layout, names = declared_layout(path, info.channels) or default_layout(info.channels)
         self.info = SourceInfo(str(path), info.samplerate, info.channels, names, layout, info.frames,
                                subtype=info.subtype)
         self.skipped_packets = self.filled_samples = 0

@@ -74,3 +74,24 @@ def test_the_phantom_centre_is_enhanced_in_a_file(tmp_path):
     np.testing.assert_array_equal(y[:, 3:], x[:, 3:])
     assert min(np.abs(y[:, c] - x[:, c]).max() for c in range(3)) > 1e-3
     assert __import__("json").loads((tmp_path / "r.json").read_text())["channels_processed"] == "mid of FL+FR, FC"
+
+
+@pytest.mark.parametrize("subtype", ["PCM_24", "FLOAT"])
+def test_a_surround_wav_keeps_its_layout_and_sample_format(tmp_path, subtype):
+    """soundfile writes no WAV channel mask, so a 5.1 WAV used to come back as six anonymous channels: multichannel
+    WAVs are written by FFmpeg's muxer, with the input's layout and sample format."""
+    import av
+    from pipeline.testing.media import write_film
+    save_tiny_vae(tmp_path / "model.pt", ["speech", "background"])
+    x = np.stack([0.2 * noise(1.0, 48000, seed=c) for c in range(6)], axis=1).astype(np.float32)
+    source = write_film(tmp_path / "in.wav", [(x, 48000, "5.1(side)", "pcm_s24le" if subtype == "PCM_24" else
+                                                "pcm_f32le")], video=False)
+    argv = [str(source), "--model", str(tmp_path / "model.pt"), "--dialogue-classes", "speech", "--quiet",
+            "-o", str(tmp_path / "out.wav")]
+    assert enhance_main(argv) == 0
+    with av.open(str(source)) as before, av.open(str(tmp_path / "out.wav")) as after:
+        assert after.streams.audio[0].layout.name == before.streams.audio[0].layout.name
+        assert before.streams.audio[0].layout.name.startswith("5.1")           # a real mask, not "6 channels"
+    assert sf.info(str(tmp_path / "out.wav")).subtype == sf.info(str(source)).subtype == subtype
+    y = sf.read(str(tmp_path / "out.wav"), dtype="float32")[0]
+    assert y.shape == x.shape and np.isfinite(y).all()
