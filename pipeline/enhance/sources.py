@@ -207,7 +207,9 @@ class PipeSource(_ReaderSource):
             self.reader = MediaReader(sys.stdin.buffer, format=raw or "wav", rate=rate, layout=layout,
                                       name="standard input")
         except MediaError as err:
-            raise ValueError(f"{err} (a pipe carries WAV, or raw PCM with --format, --rate and --layout)") from err
+            reason = str(err).split("; expected")[0]         # not the file formats: a pipe takes WAV or raw only
+            raise ValueError(f"{reason}; a pipe carries WAV, or raw PCM with --format, --rate and --layout (give "
+                             f"other formats by their path)") from err
         info = self.reader.info
         self.info = SourceInfo("-", info.rate, info.channels, info.channel_names, info.layout, None, info)
         self.container = None

@@ -42,3 +42,4 @@ def test_wav_and_raw_round_trip_through_pipes(tmp_path):
     assert code == 0 and sf.info(str(tmp_path / "file.flac")).frames == len(x)
     code, out, err = _pipe(["-", "-o", "-", *common], b"not audio at all" * 10)
     assert code == 2 and "standard input" in err and out == b""
+    assert "a pipe carries WAV, or raw PCM" in err and "mkv, mp4" not in err    # not the formats a file may be
