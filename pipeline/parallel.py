@@ -15,7 +15,8 @@ whichever map ran the work (tested). Results travel in memory: a local pool or D
 caller, so `fn` and its items and results must be picklable (module-level functions, arrays, tables). At most
 `window` items are in flight, which bounds memory.
 
-This module is a leaf: it imports nothing from the library.
+This module is a leaf: it imports nothing from the library. (`enhance` also overlaps the decoding and encoding of
+one stream with its separation, in order: `pipeline/enhance/background.py`; that is a pipeline, not a map.)
 """
 from __future__ import annotations
 

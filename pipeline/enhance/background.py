@@ -5,6 +5,9 @@ FFmpeg's decoders and encoders, soundfile and most of numpy release the GIL, so 
 them. Both helpers keep the order of the work exactly, so the output is byte-identical to doing it in line, and
 both bound memory by a queue of `depth` items. An error in the worker is raised in the main thread at its next
 call; leaving early (an error in the main thread, Ctrl-C) stops the worker before returning.
+
+Not a `pipeline.parallel.ParallelMap`: a map runs a function over independent items, while these keep the order
+of one stateful stream (a decoder that must see its packets in turn, a muxer that must receive them in turn).
 """
 from __future__ import annotations
 

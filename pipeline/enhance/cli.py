@@ -401,7 +401,8 @@ def _with_packets(source, block: int, copies):
         taken = packets[:]
         packets.clear()
         yield samples, taken
-    yield None, packets
+    if packets:
+        yield None, packets
 
 
 def _write(sinks: dict, rendered: dict[str, np.ndarray], copy, packets: list) -> None:
